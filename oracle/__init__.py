@@ -1,0 +1,1 @@
+"""Independent checkers for refbp: a PyTorch autograd twin and finite differences."""

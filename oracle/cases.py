@@ -1,0 +1,121 @@
+"""A test case: a spec, a batch size and a seed — small enough to print and replay.
+
+Parameters and data are derived from the seed, so a case serialises to a few lines of
+JSON (``Case.to_json``) and ``refbp replay '<json>'`` rebuilds exactly the same numbers.
+Data are drawn away from ReLU kinks: when a ReLU/leaky-ReLU pre-activation lies within
+``KINK_MARGIN`` of 0, the draw is repeated with the next sub-seed, so finite differences
+never straddle a kink in a generated case.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from oracle.finite_diff import preactivations
+from refbp.errors import InputError
+from refbp.spec import KINKED_ACTIVATIONS, NetworkSpec
+
+KINK_MARGIN = 1e-3
+_MAX_REDRAWS = 50
+
+
+@dataclass(frozen=True)
+class CaseData:
+    """Concrete numbers of a case: parameters ``W1, b1, …``, inputs ``X`` and targets ``T``."""
+
+    params: dict[str, np.ndarray]
+    X: np.ndarray
+    T: np.ndarray
+
+
+@dataclass(frozen=True)
+class Case:
+    """``spec`` + ``batch`` examples + ``seed`` for parameters and data."""
+
+    spec: NetworkSpec
+    batch: int
+    seed: int
+
+    def materialize(self, *, avoid_kinks: bool = True) -> CaseData:
+        """Draw parameters (Xavier-normal weights, ``N(0, 0.1²)`` biases), inputs ``N(0, 1)``, targets.
+
+        Targets: ``N(0, 1)`` for the squared losses, uniform in ``[0, 1]`` for binary
+        cross-entropy, random labels (or their one-hot form) for softmax cross-entropy.
+        """
+        data = _draw(self.spec, self.batch, self.seed, 0)
+        if avoid_kinks and any(layer.activation in KINKED_ACTIVATIONS for layer in self.spec.layers):
+            for attempt in range(1, _MAX_REDRAWS + 1):
+                if _kink_clearance(self.spec, data) >= KINK_MARGIN:
+                    break
+                data = _draw(self.spec, self.batch, self.seed, attempt)
+        return data
+
+    @property
+    def depth(self) -> int:
+        return self.spec.depth
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"spec": self.spec.to_dict(), "batch": self.batch, "seed": self.seed}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "case") -> Case:
+        if not isinstance(data, dict) or set(data) - {"spec", "batch", "seed"} or "spec" not in data:
+            raise InputError("", 'an object {"spec": {...}, "batch": N, "seed": S}', data, source=source)
+        batch, seed = data.get("batch", 1), data.get("seed", 0)
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise InputError("batch", "a positive integer", batch, source=source)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise InputError("seed", "a non-negative integer", seed, source=source)
+        return cls(spec=NetworkSpec.from_dict(data["spec"], source=f"{source}: spec"), batch=batch, seed=seed)
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "case") -> Case:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise InputError(f"line {err.lineno} column {err.colno}", "valid JSON", err.msg, source=source) from None
+        return cls.from_dict(data, source=source)
+
+    def replay_command(self, *, impl: str | None = None) -> str:
+        """One shell line that re-runs exactly this case."""
+        extra = f" --impl {shlex.quote(impl)}" if impl else ""
+        return f"refbp replay {shlex.quote(self.to_json())}{extra}"
+
+
+def _draw(spec: NetworkSpec, batch: int, seed: int, attempt: int) -> CaseData:
+    rng = np.random.default_rng([seed, attempt])
+    dtype = np.dtype(spec.dtype)
+    params: dict[str, np.ndarray] = {}
+    for name, shape in spec.parameter_shapes().items():
+        layer = int(name[1:])
+        std = np.sqrt(2.0 / (spec.widths[layer - 1] + spec.widths[layer])) if name.startswith("W") else 0.1
+        params[name] = (rng.standard_normal(shape) * std).astype(dtype)
+    X = rng.standard_normal(spec.input_shape(batch)).astype(dtype)
+    kind = spec.loss.kind
+    if kind == "softmax_cross_entropy":
+        labels = rng.integers(0, spec.outputs, size=batch)
+        if spec.loss.targets == "index":
+            T = labels
+        else:
+            one_hot = np.eye(spec.outputs, dtype=dtype)[labels]
+            T = one_hot if spec.layout == "in_out" else one_hot.T.copy()
+    elif kind == "binary_cross_entropy":
+        T = rng.uniform(0.0, 1.0, spec.target_shape(batch)).astype(dtype)
+    else:
+        T = rng.standard_normal(spec.target_shape(batch)).astype(dtype)
+    return CaseData(params=params, X=X, T=T)
+
+
+def _kink_clearance(spec: NetworkSpec, data: CaseData) -> float:
+    """Smallest ``|z|`` over the pre-activations of kinked layers (``inf`` when there are none)."""
+    zs = preactivations(spec, data.params, data.X)
+    gaps = [np.abs(z).min() for z, layer in zip(zs, spec.layers, strict=True) if layer.activation in KINKED_ACTIVATIONS]
+    return float(min(gaps)) if gaps else float("inf")

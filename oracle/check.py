@@ -1,0 +1,183 @@
+"""The three-way check of one case: an implementation, the torch twin, finite differences.
+
+Every quantity that two of them produce is compared (see :mod:`oracle.compare`), one
+row per ``(layer, quantity, pair)``; failing rows get a diagnosis, and the row where the
+divergence starts is named.
+
+Finite-difference modes:
+
+* ``full`` — per-entry central differences of every parameter, input, ``δ`` and ``∂L/∂a``;
+* ``directional`` — for each of those tensors, ``DIRECTIONS`` random directions ``v``
+  compared as ``∇·v`` against ``(L(θ+hv) − L(θ−hv)) / 2h`` (as gradcheck's fast mode
+  and JAX's ``check_grads`` do); a tensor whose directional derivative disagrees is
+  then differenced entry by entry, so the report still says which entry is wrong;
+* ``off`` — implementation against torch only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from oracle.compare import FAILING_STATUSES, Row, compare_arrays, first_divergence
+from oracle.diagnosis import array_pattern, structural_hint
+from oracle.finite_diff import fd_directional, fd_gradients, fd_targets, random_directions
+from oracle.torch_twin import torch_backprop
+from refbp.network import backprop as refbp_backprop
+from refbp.spec import NetworkSpec
+from refbp.trace import ForwardTrace, Gradients, quantity_map
+
+Implementation = Callable[
+    [NetworkSpec, Mapping[str, np.ndarray], np.ndarray, np.ndarray], tuple[ForwardTrace, Gradients]
+]
+FD_MODES = ("full", "directional", "off")
+DIRECTIONS = 3
+
+# Quantities whose arrays index examples along the spec's batch axis.
+_BATCHED = ("z", "a", "delta", "dL/da", "dL/dx")
+
+
+@dataclass
+class CaseResult:
+    """Rows of one case, and the row where it first diverges (``None`` when all agree)."""
+
+    case: str
+    depth: int
+    rows: list[Row] = field(default_factory=list)
+    first: Row | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.first is None
+
+
+def _run_impl(impl: Implementation, spec, params, X, T) -> tuple[dict[tuple[int, str], np.ndarray], str]:
+    try:
+        trace, grads = impl(spec, {k: v.copy() for k, v in params.items()}, X.copy(), T.copy())
+    except Exception as err:  # the implementation under test may fail in any way; that is a finding
+        return {}, f"{type(err).__name__}: {err}".splitlines()[0]
+    return quantity_map(trace, grads), ""
+
+
+def check_case(
+    case_id: str,
+    spec: NetworkSpec,
+    params: Mapping[str, np.ndarray],
+    X: np.ndarray,
+    T: np.ndarray,
+    *,
+    impl: Implementation = refbp_backprop,
+    impl_name: str = "refbp",
+    fd: str = "full",
+    device: str | None = None,
+    seed: int = 0,
+) -> CaseResult:
+    """Compare ``impl`` (refbp by default), the torch twin and finite differences on one case."""
+    if fd not in FD_MODES:
+        raise ValueError(f"fd must be one of {FD_MODES}, got {fd!r}")
+    mine, error = _run_impl(impl, spec, params, X, T)
+    trace, grads = torch_backprop(spec, params, X, T, device=device)
+    theirs = quantity_map(trace, grads)
+    scale_floor = max(float(np.abs(v).max(initial=0.0)) for k, v in theirs.items() if k[1] not in ("z", "a"))
+    left, ref = impl_name, "torch"
+    rows: list[Row] = []
+
+    def add(a, b, key, pair, kinks=None, message="") -> Row:
+        row = compare_arrays(
+            a,
+            b,
+            case=case_id,
+            layer=key[0],
+            quantity=key[1],
+            pair=pair,
+            dtype=spec.dtype,
+            kinks=kinks,
+            scale_floor=scale_floor,
+        )
+        if message and not row.message:
+            row.message = message
+        rows.append(row)
+        return row
+
+    for key in theirs:
+        add(mine.get(key), theirs[key], key, f"{left}~{ref}", message=error)
+
+    if fd != "off":
+        rng = np.random.default_rng(seed)
+        targets = [t for t in fd_targets(spec) if t in theirs]
+        full = fd_gradients(spec, params, X, T, targets=targets) if fd == "full" else None
+        for key in targets:
+            if full is None:
+                directional = _directional_rows(spec, params, X, T, key, mine, theirs, rng, add, left, ref)
+                if not any(r.status in FAILING_STATUSES for r in directional):
+                    continue
+                del rows[-len(directional) :]
+                values = fd_gradients(spec, params, X, T, targets=[key])
+            else:
+                values = full
+            kinks = values.kinks[key]
+            add(mine.get(key), values.values[key], key, f"{left}~fd", kinks=kinks, message=error)
+            add(theirs[key], values.values[key], key, f"{ref}~fd", kinks=kinks)
+
+    _diagnose(spec, rows, mine, theirs, batch=int(X.shape[spec.batch_axis]))
+    return CaseResult(case=case_id, depth=spec.depth, rows=rows, first=first_divergence(rows, spec.depth))
+
+
+def _directional_rows(spec, params, X, T, key, mine, theirs, rng, add, left, ref) -> list[Row]:
+    """Rows comparing ``∇·v`` with the directional finite difference, for a few random ``v``."""
+    shape = theirs[key].shape
+    directions = random_directions(shape, DIRECTIONS, rng)
+    fd_values, kinks = fd_directional(spec, params, X, T, key, directions)
+    flat = directions.reshape(DIRECTIONS, -1)
+
+    def project(grad: np.ndarray | None) -> np.ndarray | None:
+        if grad is None or grad.shape != shape:
+            return grad
+        return flat @ np.asarray(grad, dtype=np.float64).ravel()
+
+    note = f"directional, {DIRECTIONS} random directions"
+    return [
+        add(project(mine.get(key)), fd_values, key, f"{left}~fd", kinks=kinks, message=note),
+        add(project(theirs[key]), fd_values, key, f"{ref}~fd", kinks=kinks, message=note),
+    ]
+
+
+def _diagnose(spec: NetworkSpec, rows: list[Row], mine: dict, theirs: dict, *, batch: int) -> None:
+    """Fill ``row.diagnosis`` for failing rows of the implementation under test."""
+    agrees: dict[tuple[int, str], bool] = {}
+    for row in rows:
+        if not row.pair.startswith("torch"):
+            key = (row.layer, row.quantity)
+            agrees[key] = agrees.get(key, True) and row.status not in FAILING_STATUSES
+    rtol = 1e-6 if spec.dtype == "float64" else 1e-3
+    for row in rows:
+        row_key = (row.layer, row.quantity)
+        if row.status not in FAILING_STATUSES or row.pair.startswith("torch"):
+            continue
+        hints: list[str] = []
+        candidate, reference = mine.get(row_key), theirs.get(row_key)
+        if candidate is not None and reference is not None:
+            axis = spec.batch_axis if row.quantity in _BATCHED else None
+            hints.append(
+                array_pattern(candidate, reference, batch=batch, outputs=spec.outputs, batch_axis=axis, rtol=rtol)
+            )
+        hints.append(structural_hint(spec, row.layer, row.quantity, agrees))
+        row.diagnosis = "; ".join(h for h in hints if h)
+
+
+def describe(result: CaseResult) -> str:
+    """One line naming where a failing case diverges first, or ``"ok"``."""
+    row = result.first
+    if row is None:
+        return "ok"
+    where = "input" if row.layer == 0 else f"layer {row.layer}"
+    text = f"{where}, {row.quantity} ({row.pair}): {row.status}, max rel err {row.max_rel_err:.2e}"
+    return text + (f" — {row.diagnosis}" if row.diagnosis else "")
+
+
+def check_arrays(case_id: str, spec: NetworkSpec, data: Any, **kwargs: Any) -> CaseResult:
+    """:func:`check_case` for a :class:`oracle.cases.CaseData`."""
+    return check_case(case_id, spec, data.params, data.X, data.T, **kwargs)

@@ -1,0 +1,111 @@
+"""Why a gradient is probably wrong: patterns in the numbers and in where they diverge.
+
+Two kinds of evidence, combined into one plain-language hint:
+
+* the numbers of one quantity (:func:`array_pattern`): the candidate is the reference
+  with the sign flipped, transposed, scaled by the batch size, all zeros, right for
+  some examples only;
+* the shape of the failure across quantities (:func:`structural_hint`): ``∂L/∂a_l``
+  agrees but ``δ_l`` does not, so the activation derivative of layer ``l`` is wrong;
+  ``δ_l`` agrees but ``∂L/∂W_l`` does not, so the outer product is; and so on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from refbp.spec import LOSS_OUTPUT_ACTIVATION, NetworkSpec
+
+
+def _close(x: np.ndarray, y: np.ndarray, rtol: float) -> bool:
+    scale = max(float(np.abs(y).max(initial=0.0)), float(np.abs(x).max(initial=0.0)), 1e-300)
+    return bool(np.all(np.abs(x - y) <= rtol * scale))
+
+
+def _factor_text(c: float, batch: int, outputs: int) -> str:
+    named = [(batch, f"N = {batch} (the batch size)"), (batch * outputs, f"N·k = {batch * outputs}"), (2.0, "2")]
+    for value, name in named:
+        if value > 1 and np.isclose(c, value, rtol=1e-3):
+            return f"{name} too large: a sum where a mean was meant, or a missing ½?"
+        if value > 1 and np.isclose(c, 1.0 / value, rtol=1e-3):
+            return f"{name} too small: a mean where a sum was meant, or an extra ½?"
+    return f"scaled by {c:.4g} relative to the true value"
+
+
+def array_pattern(
+    candidate: np.ndarray,
+    reference: np.ndarray,
+    *,
+    batch: int,
+    outputs: int,
+    batch_axis: int | None,
+    rtol: float = 1e-6,
+) -> str:
+    """A hint from the numbers alone, or ``""`` when no known pattern fits.
+
+    ``batch_axis`` is the axis of ``reference`` that indexes examples (``None`` for
+    parameter gradients).
+    """
+    x = np.asarray(candidate, dtype=np.float64)
+    y = np.asarray(reference, dtype=np.float64)
+    if x.shape != y.shape:
+        if x.shape == y.shape[::-1] and _close(x, y.T, rtol):
+            return f"transposed: shape {x.shape} holds the transpose of the expected {y.shape}"
+        if batch_axis is None and x.size == y.size * batch:
+            return f"shape {x.shape} instead of {y.shape}: not summed over the batch"
+        return f"shape {x.shape}, but should be {y.shape}"
+    if not np.all(np.isfinite(x)):
+        return "NaN or infinity in the result: an overflow (unstable exp/log?) or a division by zero"
+    if not np.any(y):
+        return ""
+    if not np.any(x):
+        return "all zeros: the gradient was never accumulated (or a mask removed everything)"
+    if _close(x, -y, rtol):
+        return "sign flipped"
+    if x.ndim == 2 and x.shape[0] == x.shape[1] and _close(x, y.T, rtol) and not _close(x, y, rtol):
+        return "transposed"
+    c = float(np.sum(x * y) / np.sum(y * y))
+    if not np.isclose(c, 1.0, rtol=1e-3) and _close(x, c * y, rtol):
+        return _factor_text(c, batch, outputs)
+    if batch_axis is not None and batch > 1:
+        per_example = np.moveaxis(np.abs(x - y), batch_axis, 0).reshape(batch, -1).max(axis=1)
+        good = per_example <= rtol * max(float(np.abs(y).max()), 1e-300)
+        if good.any():
+            return f"right for examples {np.flatnonzero(good).tolist()} only: only part of the batch used?"
+    return ""
+
+
+def structural_hint(spec: NetworkSpec, layer: int, quantity: str, status: dict[tuple[int, str], bool]) -> str:
+    """A hint from which neighbouring quantities agree (``status[(layer, q)]`` is True when they do)."""
+
+    def ok(key: tuple[int, str]) -> bool:
+        return status.get(key, False)
+
+    if quantity == "z" and (layer == 1 or ok((layer - 1, "a"))):
+        return f"a_{layer - 1} agrees but z_{layer} does not: check the affine map of layer {layer}"
+    if quantity == "a" and ok((layer, "z")):
+        return f"z_{layer} agrees but a_{layer} does not: check {spec.layers[layer - 1].activation} in layer {layer}"
+    if quantity == "loss" and ok((layer, "a")) and ok((layer, "z")):
+        return (
+            f"the output agrees but the loss does not: check the {spec.loss.kind} formula and its {spec.loss.reduction}"
+        )
+    if quantity == "delta":
+        if layer == spec.depth and spec.loss.kind in LOSS_OUTPUT_ACTIVATION:
+            return f"δ_{layer} at the output is wrong: check the {spec.loss.kind} gradient (prediction − t, scaled)"
+        if ok((layer, "dL/da")):
+            act = spec.layers[layer - 1].activation
+            return f"∂L/∂a_{layer} agrees but δ_{layer} does not: the derivative of {act} in layer {layer} is suspect"
+    if quantity == "dL/da" and layer == spec.depth and ok((layer, "a")):
+        return f"∂L/∂a at the output is wrong: check the derivative of {spec.loss.kind} and its {spec.loss.reduction}"
+    if quantity in ("dL/da", "dL/dx"):
+        below = 0 if quantity == "dL/dx" else layer
+        if ok((below + 1, "delta")):
+            name = "x" if below == 0 else f"a_{below}"
+            return f"δ_{below + 1} agrees but ∂L/∂{name} does not: check W_{below + 1}ᵀ in ∂L/∂{name}"
+    if quantity == "dL/dW" and ok((layer, "delta")):
+        prev = "x" if layer == 1 else f"a_{layer - 1}"
+        return f"δ_{layer} agrees but ∂L/∂W_{layer} does not: check the product with {prev} (transpose, scale, L2)"
+    if quantity == "dL/db" and ok((layer, "delta")):
+        extra = " and the units (shared bias)" if spec.layers[layer - 1].bias == "shared" else ""
+        return f"δ_{layer} agrees but ∂L/∂b_{layer} does not: check the sum of δ_{layer} over the batch{extra}"
+    return ""

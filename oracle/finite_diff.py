@@ -1,0 +1,689 @@
+"""Central finite differences of the loss: the third, independent way to get gradients.
+
+Every quantity is obtained by perturbing one thing and re-evaluating the loss, in
+float64 whatever ``spec.dtype`` says. The module has its own small forward pass and
+imports only refbp's data definitions (spec, trace names, errors, input validation),
+never refbp's activations, losses or network code. The formulas follow the contract in
+:mod:`refbp.spec`.
+
+Quantities (keys ``(layer, quantity)``, layers 1-based as in :mod:`refbp.trace`):
+
+``(l, "dL/dW")``, ``(l, "dL/db")``  perturb one entry of ``W_l`` / ``b_l`` (penalty included).
+``(l, "delta")``   perturb one entry of ``z_l`` and run the rest from layer ``l``'s activation.
+``(l, "dL/da")``   perturb one entry of ``a_l`` and run from layer ``l + 1``. For the output
+                   layer of a from-logits loss the loss is written in the probabilities
+                   ``a_L`` (CE ``−Σ t·log a``, BCE ``−Σ [t·log a + (1 − t)·log(1 − a)]``,
+                   ``0·log 0 = 0``, same reduction); for ``half_sse``/``mse`` it is the
+                   ordinary loss of ``a_L``.
+``(0, "dL/dx")``   perturb one entry of the input.
+
+Shapes and layouts are the spec's: ``in_out`` has ``X``, ``z_l``, ``a_l`` as ``(N, n_l)`` and
+``W_l`` as ``(n_{l-1}, n_l)``; ``out_in`` transposes all of them. Internally everything is
+stacked as ``(S, B, n)``: ``S`` perturbed copies ("stack" axis), ``B`` examples, ``n`` units.
+
+Vectorisation: the unperturbed forward is computed once; a perturbation in layer ``l`` runs
+only layers ``≥ l``, on a stack of ``2P`` copies (``+h`` and ``−h`` for ``P`` entries at once),
+chunked to stay under :data:`MEMORY_BUDGET`. A parameter entry affects every example, so
+its copies carry the whole batch; an entry of ``z_l``, ``a_l`` or ``x`` affects one example
+only, so its copies carry just that example (``B = 1``) with the batch's reduction divisor.
+Terms of the loss that the perturbation cannot change (the other examples, the other
+parameters' penalty) cancel exactly in ``L(θ+h) − L(θ−h)`` and are not evaluated, which
+also keeps them out of the round-off.
+
+Step and error model. ``h = ε^{1/3}·max(1, |θ|)`` with ``ε`` the float64 machine epsilon
+(``h ≈ 6.06e-6`` for ``|θ| ≤ 1``); ``θ ± h`` is rounded and the quotient divides by the
+span actually taken. The central difference ``(L(θ+h) − L(θ−h)) / 2h`` then errs by
+
+* truncation ``h²/6·|∂³L/∂θ³|`` (zero for a loss quadratic in ``θ``), plus
+* round-off ``≈ ε·|ℓ|/h``, ``ℓ`` the loss terms that were evaluated (the data loss for a
+  parameter, one example's term for ``z``/``a``/``x``);
+
+with this step both are ``≈ ε^{2/3} ≈ 3.7e-11`` times the natural scales (``|ℓ|``,
+``|∂³L|``), i.e. about ten significant digits *relative to the loss*, not to each entry:
+a gradient entry far smaller than ``|L|`` has a correspondingly larger relative error. See
+:func:`suggested_tolerance`.
+
+Domain of the probability form: for ``(L, "dL/da")`` with CE/BCE the step is shrunk to
+``ε^{1/3}·min(1, a, 1 − a)`` (CE: ``min(1, a)``) so that ``a ± h`` stays inside ``(0, 1)``;
+at ``a`` exactly 0 or 1 a one-sided difference with step ``√ε`` into the interior is used,
+which yields the true ``±inf`` where the derivative is infinite.
+
+Kinks. For ``relu``/``leaky_relu`` layers an entry is a *kink* when its perturbation moves
+any affected downstream pre-activation of such a layer across 0, i.e. the sign (−1, 0 or +1)
+of some pre-activation differs between the ``−h``, unperturbed and ``+h`` evaluations (a
+pre-activation exactly 0 that the perturbation moves counts; one it leaves at 0 does not
+enter the difference quotient). The difference quotient there mixes the two one-sided
+slopes, so its value is NaN and its mask entry True. Pre-activations count from the
+perturbed layer on: layer ``l`` itself for ``W_l``, ``b_l`` and ``z_l``; layers ``> l`` for ``a_l``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from refbp.data import as_inputs, as_targets
+from refbp.errors import InputError
+from refbp.spec import KINKED_ACTIVATIONS, LOSS_OUTPUT_ACTIVATION, LayerSpec, NetworkSpec
+
+__all__ = [
+    "EPS",
+    "MEMORY_BUDGET",
+    "STEP_SCALE",
+    "FiniteDifferences",
+    "fd_directional",
+    "fd_gradients",
+    "fd_targets",
+    "preactivations",
+    "random_directions",
+    "stacked_loss",
+    "suggested_tolerance",
+]
+
+EPS = float(np.finfo(np.float64).eps)
+STEP_SCALE = EPS ** (1.0 / 3.0)
+"""``ε^{1/3} ≈ 6.06e-6``: balances ``O(h²)`` truncation against ``O(ε/h)`` round-off."""
+ONE_SIDED_STEP = math.sqrt(EPS)
+"""``√ε ≈ 1.5e-8``: the balancing step of a one-sided difference (used only at ``a ∈ {0, 1}``)."""
+MEMORY_BUDGET = 256 * 2**20
+"""Bytes a chunk of stacked copies may occupy (roughly)."""
+_LIVE_COPIES = 6  # arrays of one layer's (S, B, n) size alive at once: z, a, signs, temporaries
+
+Key = tuple[int, str]
+
+
+@dataclass
+class FiniteDifferences:
+    """Per-entry central differences.
+
+    ``values[key]`` is float64 with the shape of the quantity in the spec's layout (e.g.
+    ``W_l``'s shape for ``(l, "dL/dW")``, ``(N, n_l)``/``(n_l, N)`` for ``delta``), NaN
+    where ``kinks[key]`` (bool, same shape) is True. ``steps[key]`` holds the nominal step
+    ``h`` of every entry (same shape; ``√ε`` where a one-sided difference was taken).
+    ``loss`` is the unperturbed total loss (data + penalty), the natural scale of the
+    absolute error (see :func:`suggested_tolerance`).
+    """
+
+    values: dict[Key, np.ndarray]
+    kinks: dict[Key, np.ndarray]
+    steps: dict[Key, np.ndarray]
+    loss: float
+
+
+# -- the stacked forward pass ----------------------------------------------------------
+
+
+def _activate(z: np.ndarray, layer: LayerSpec) -> np.ndarray:
+    """The activation of ``layer`` on a stack ``(..., n)``; softmax runs over the last (unit) axis."""
+    kind = layer.activation
+    if kind == "identity":
+        return z
+    if kind == "sigmoid":
+        # exp(−|z|) ≤ 1 never overflows; each branch is the exact form for its sign of z.
+        e = np.exp(-np.abs(z))
+        return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    if kind == "tanh":
+        return np.tanh(z)
+    if kind == "relu":
+        return np.where(z > 0, z, 0.0)
+    if kind == "leaky_relu":
+        return np.where(z > 0, z, layer.negative_slope * z)
+    if kind == "softmax":
+        # Subtracting the max makes every exponent ≤ 0: no overflow, same result.
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+    raise InputError("activation", "a known activation", kind)  # unreachable for a validated spec
+
+
+def _affine(a: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """``a @ W + b`` for a stack ``a (S, B, n)``; ``W (n, m)`` or ``(S, n, m)``; ``b (m,)``, ``(1,)`` or stacked."""
+    if W.ndim == 2:
+        # One big GEMM over all copies instead of S small ones.
+        S, B, n = a.shape
+        z = (a.reshape(S * B, n) @ W).reshape(S, B, W.shape[1])
+    else:
+        z = np.matmul(a, W)
+    if b is not None:
+        z = z + (b if b.ndim == 1 else b[:, None, :])
+    return z
+
+
+def _softplus(z: np.ndarray) -> np.ndarray:
+    """``log(1 + e^z)`` as ``max(z, 0) + log1p(e^{−|z|})``: exact for large ``|z|``, no overflow."""
+    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def _xlogy(t: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """``t·log p`` with ``0·log p = 0`` (so ``p = 0`` under a zero target is harmless)."""
+    live = t != 0
+    with np.errstate(divide="ignore"):  # log 0 = −inf is the intended value under a positive target
+        return np.where(live, t * np.log(np.where(live, p, 1.0)), 0.0)
+
+
+def _logit_terms(kind: str, z: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Per-example from-logits loss ``(S, B)`` (summed over units, not reduced)."""
+    if kind == "softmax_cross_entropy":
+        shifted = z - z.max(axis=-1, keepdims=True)
+        log_softmax = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        return -(t * log_softmax).sum(axis=-1)
+    return (_softplus(z) - t * z).sum(axis=-1)  # binary cross-entropy from the logits
+
+
+def _output_terms(kind: str, a: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Per-example loss of the output ``a_L`` ``(S, B)``; the probability form for CE/BCE."""
+    if kind == "half_sse":
+        return 0.5 * ((a - t) ** 2).sum(axis=-1)
+    if kind == "mse":
+        return ((a - t) ** 2).sum(axis=-1)
+    if kind == "softmax_cross_entropy":
+        return -_xlogy(t, a).sum(axis=-1)
+    return -(_xlogy(t, a) + _xlogy(1.0 - t, 1.0 - a)).sum(axis=-1)
+
+
+def _forward_from(
+    spec: NetworkSpec, Ws: list[np.ndarray], bs: list[np.ndarray | None], start: int, entry: str, value: np.ndarray
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Yield ``(l, z_l, a_l)`` for the layers after an injected ``value``.
+
+    ``entry == "z"``: ``value`` is ``z_start`` and the first layer yielded is ``start``;
+    ``entry == "a"``: ``value`` is ``a_start`` (``a_0 = x``) and layers ``start + 1 …`` follow.
+    """
+    a = value
+    first = start if entry == "z" else start + 1
+    for layer in range(first, spec.depth + 1):
+        z = value if (entry == "z" and layer == start) else _affine(a, Ws[layer - 1], bs[layer - 1])
+        a = _activate(z, spec.layers[layer - 1])
+        yield layer, z, a
+
+
+def _loss_terms(
+    spec: NetworkSpec,
+    Ws: list[np.ndarray],
+    bs: list[np.ndarray | None],
+    start: int,
+    entry: str,
+    value: np.ndarray,
+    T: np.ndarray,
+    z_ref: list[np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run from an injected ``value (S, B, n)`` to the loss.
+
+    Returns the per-example data loss ``(S, B)`` (summed over units, not yet divided by
+    the reduction) and kink flags ``(S,)``: True where a ``relu``/``leaky_relu``
+    pre-activation has another sign than ``z_ref[l-1]`` (broadcastable to ``(S, B, n_l)``).
+    """
+    kind = spec.loss.kind
+    kink = np.zeros(value.shape[0], dtype=bool)
+    if entry == "a" and start == spec.depth:
+        return _output_terms(kind, value, T), kink
+    z = a = value
+    for layer, z_layer, a_layer in _forward_from(spec, Ws, bs, start, entry, value):
+        z, a = z_layer, a_layer
+        if z_ref is not None and spec.layers[layer - 1].activation in KINKED_ACTIVATIONS:
+            kink |= (np.sign(z) != np.sign(z_ref[layer - 1])).any(axis=(1, 2))
+    if kind in LOSS_OUTPUT_ACTIVATION:
+        return _logit_terms(kind, z, T), kink
+    return _output_terms(kind, a, T), kink
+
+
+# -- validation and the unperturbed network ------------------------------------------------
+
+
+def _divisor(spec: NetworkSpec, batch: int) -> float:
+    """What the summed data loss is divided by: 1 (sum), N, or N·k for ``mse`` (mean)."""
+    if spec.loss.reduction == "sum":
+        return 1.0
+    return float(batch * spec.outputs) if spec.loss.kind == "mse" else float(batch)
+
+
+def _swap(array: np.ndarray, spec: NetworkSpec) -> np.ndarray:
+    """Spec layout ↔ internal rows-are-examples layout (transpose the last two axes for ``out_in``)."""
+    return array if spec.layout == "in_out" else np.swapaxes(array, -1, -2)
+
+
+def _check_spec(spec: Any) -> NetworkSpec:
+    if not isinstance(spec, NetworkSpec):
+        raise InputError("spec", "a NetworkSpec", type(spec).__name__)
+    # Validate data at float64: FD evaluates at the given numbers, never rounded to float32.
+    return spec if spec.dtype == "float64" else spec.replace(dtype="float64")
+
+
+def _check_params(spec: NetworkSpec, params: Any, *, stacked: bool = False) -> tuple[dict[str, np.ndarray], int]:
+    """float64 copies with exactly ``spec.parameter_shapes()``; with ``stacked`` a leading ``(S,)`` is allowed.
+
+    Returns the arrays and the common stack size (1 when nothing is stacked).
+    """
+    if not isinstance(params, Mapping):
+        raise InputError("params", "a mapping {W1: ..., b1: ...}", type(params).__name__, source="parameters")
+    shapes = spec.parameter_shapes()
+    unknown = sorted(set(map(str, params)) - set(shapes))
+    if unknown:
+        expected = "a parameter of the spec (" + ", ".join(shapes) + ")"
+        raise InputError(unknown[0], expected, "unknown name", source="parameters")
+    checked: dict[str, np.ndarray] = {}
+    sizes: set[int] = set()
+    for name, shape in shapes.items():
+        if name not in params:
+            raise InputError(name, f"an array of shape {shape}", "missing", source="parameters")
+        try:
+            array = np.array(params[name], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InputError(name, f"numbers in an array of shape {shape}", params[name], source="parameters") from None
+        if stacked and array.ndim == len(shape) + 1 and array.shape[1:] == shape:
+            sizes.add(array.shape[0])
+        elif array.shape != shape:
+            expected = f"shape {shape}" + (f" or (S, {', '.join(map(str, shape))})" if stacked else "")
+            raise InputError(name, expected, f"shape {array.shape}", source="parameters")
+        if not np.all(np.isfinite(array)):
+            raise InputError(name, "finite numbers", "NaN or infinity", source="parameters")
+        checked[name] = array
+    if len(sizes) > 1:
+        raise InputError("params", "one common stack size S", sorted(sizes), source="parameters")
+    return checked, sizes.pop() if sizes else 1
+
+
+def _dense_targets(spec: NetworkSpec, T: np.ndarray) -> np.ndarray:
+    """Validated targets → float64 ``(N, k)`` in the internal layout (integer labels one-hot encoded)."""
+    if spec.loss.targets == "index":
+        return np.eye(spec.outputs)[T]
+    return np.ascontiguousarray(_swap(T.astype(np.float64), spec))
+
+
+def _internal_params(spec: NetworkSpec, params: dict[str, np.ndarray]) -> tuple[list, list]:
+    Ws = [_swap(params[f"W{layer}"], spec) for layer in range(1, spec.depth + 1)]
+    bs = [params.get(f"b{layer}") for layer in range(1, spec.depth + 1)]
+    return Ws, bs
+
+
+def _penalty(spec: NetworkSpec, params: dict[str, np.ndarray]) -> Any:
+    """``λ/2·Σ‖W_l‖²`` (+ ``‖b_l‖²``); ``(S,)`` when some arrays carry a leading stack axis."""
+    total: Any = 0.0
+    for name, array in params.items():
+        if name.startswith("W") or spec.l2.include_bias:
+            extra = array.ndim - (2 if name.startswith("W") else 1)
+            total = total + (array**2).reshape((*array.shape[:extra], -1)).sum(axis=-1)
+    return 0.5 * spec.l2.lam * total
+
+
+@dataclass
+class _Net:
+    """A validated float64 network and its unperturbed forward, in the internal ``(N, n)`` layout."""
+
+    spec: NetworkSpec
+    params: dict[str, np.ndarray]
+    Ws: list[np.ndarray]  # W_l as (n_{l-1}, n_l)
+    bs: list[np.ndarray | None]  # (n_l,), (1,) or None
+    T: np.ndarray  # (N, k) dense
+    zs: list[np.ndarray]  # z_1 … z_L, (N, n_l)
+    acts: list[np.ndarray]  # a_0 = x, a_1 … a_L, (N, n_l)
+    divisor: float
+    loss: float
+
+    @property
+    def batch(self) -> int:
+        return self.acts[0].shape[0]
+
+
+def _prepare(spec: Any, params: Any, X: Any, T: Any) -> _Net:
+    spec = _check_spec(spec)
+    x = as_inputs(spec, X)
+    batch = int(x.shape[spec.batch_axis])
+    targets = _dense_targets(spec, as_targets(spec, T, batch))
+    checked, _ = _check_params(spec, params)
+    Ws, bs = _internal_params(spec, checked)
+    x = np.ascontiguousarray(_swap(x, spec))
+    zs, acts = [], [x]
+    for _, z, a in _forward_from(spec, Ws, bs, 0, "a", x[None]):
+        zs.append(z[0])
+        acts.append(a[0])
+    divisor = _divisor(spec, batch)
+    terms, _ = _loss_terms(spec, Ws, bs, spec.depth, "z", zs[-1][None], targets[None])
+    loss = float(terms.sum() / divisor + _penalty(spec, checked))
+    return _Net(spec, checked, Ws, bs, targets, zs, acts, divisor, loss)
+
+
+def _chunks(n: int, per_copy_bytes: int) -> Iterator[np.ndarray]:
+    """Index blocks of ``P`` entries such that ``2P`` copies fit :data:`MEMORY_BUDGET`."""
+    size = max(1, MEMORY_BUDGET // (2 * _LIVE_COPIES * max(per_copy_bytes, 1)))
+    for begin in range(0, n, size):
+        yield np.arange(begin, min(begin + size, n))
+
+
+def _copy_bytes(net: _Net, first_layer: int, batch: int) -> int:
+    """Bytes of one copy of the injected layer (``first_layer − 1``) and layers ``first_layer … L``."""
+    return 8 * batch * sum(net.spec.widths[max(first_layer - 1, 0) :])
+
+
+# -- public API ----------------------------------------------------------------------------
+
+
+def fd_targets(spec: NetworkSpec) -> list[Key]:
+    """Every ``(layer, quantity)`` finite differences can produce, in backward order.
+
+    Output layer first; within a layer ``dL/da``, ``delta``, ``dL/dW``, ``dL/db`` (the last
+    only with a bias); ``(0, "dL/dx")`` last.
+    """
+    spec = _check_spec(spec)
+    keys: list[Key] = []
+    for layer in range(spec.depth, 0, -1):
+        for quantity in ("dL/da", "delta", "dL/dW", "dL/db"):
+            if quantity != "dL/db" or spec.bias_shape(layer) is not None:
+                keys.append((layer, quantity))
+    keys.append((0, "dL/dx"))
+    return keys
+
+
+def _check_target(spec: NetworkSpec, key: Any) -> Key:
+    allowed = fd_targets(spec)
+    try:
+        normal = (int(key[0]), str(key[1]))
+    except (TypeError, ValueError, IndexError):
+        normal = None
+    if normal not in allowed:
+        raise InputError("target", "one of " + ", ".join(f"({layer}, {q!r})" for layer, q in allowed), key)
+    return normal
+
+
+def fd_gradients(
+    spec: NetworkSpec, params: Mapping[str, Any], X: Any, T: Any, targets: Iterable[Key] | None = None
+) -> FiniteDifferences:
+    """Per-entry central differences of the total loss.
+
+    Args:
+        spec: the network (its ``dtype`` is ignored: everything runs in float64).
+        params: ``{"W1": …, "b1": …}`` with exactly ``spec.parameter_shapes()``.
+        X: inputs, ``(N, inputs)`` (``in_out``) or ``(inputs, N)`` (``out_in``).
+        T: targets: labels ``(N,)`` for ``index`` targets, else the output's shape.
+        targets: keys from :func:`fd_targets` (default: all of them).
+
+    Returns:
+        :class:`FiniteDifferences` with one array per key, shaped like the quantity.
+
+    Raises:
+        InputError: bad parameters, inputs, targets or keys.
+    """
+    with np.errstate(under="ignore"):  # exp(−|z|) flushing to 0 is the intended limit
+        net = _prepare(spec, params, X, T)
+        keys = fd_targets(net.spec) if targets is None else [_check_target(net.spec, k) for k in targets]
+        result = FiniteDifferences(values={}, kinks={}, steps={}, loss=net.loss)
+        for key in keys:
+            layer, quantity = key
+            if quantity in ("dL/dW", "dL/db"):
+                values, kinks, steps = _fd_parameter(net, layer, quantity[-1])
+            else:
+                values, kinks, steps = _fd_activation(net, layer, "z" if quantity == "delta" else "a")
+            if quantity != "dL/db":  # every other quantity is 2-D in the spec's layout
+                values, kinks, steps = (np.ascontiguousarray(_swap(v, net.spec)) for v in (values, kinks, steps))
+            result.values[key], result.kinks[key], result.steps[key] = values, kinks, steps
+    return result
+
+
+def _fd_parameter(net: _Net, layer: int, which: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Central differences for every entry of ``W_l`` (internal ``(n_{l-1}, n_l)``) or ``b_l``."""
+    spec = net.spec
+    theta = net.Ws[layer - 1] if which == "W" else net.bs[layer - 1]
+    assert theta is not None
+    flat = theta.ravel()
+    h = STEP_SCALE * np.maximum(1.0, np.abs(flat))
+    a_prev, z0 = net.acts[layer - 1], net.zs[layer - 1]
+    width = z0.shape[1]
+    penalised = which == "W" or spec.l2.include_bias
+    z_ref = [z[None] for z in net.zs]
+    values = np.empty(flat.size)
+    kinks = np.zeros(flat.size, dtype=bool)
+    for idx in _chunks(flat.size, _copy_bytes(net, layer, net.batch)):
+        p = idx.size
+        signed = np.concatenate([h[idx], -h[idx]])
+        both = np.concatenate([idx, idx])
+        rows = np.arange(2 * p)
+        z = np.repeat(z0[None], 2 * p, axis=0)
+        # z_l is linear in the parameters, so θ ± h changes it by an exactly known amount:
+        # add that instead of multiplying again (exact, and one GEMM per entry cheaper).
+        if which == "W":
+            i, j = np.divmod(both, width)
+            z[rows, :, j] += signed[:, None] * a_prev[:, i].T
+        elif flat.size == width:  # per-unit bias: one column
+            z[rows, :, both] += signed[:, None]
+        else:  # shared bias: one scalar added to every unit
+            z += signed[:, None, None]
+        terms, kink = _loss_terms(spec, net.Ws, net.bs, layer, "z", z, net.T[None], z_ref)
+        # Per-example differences first, then the sum: the big equal parts cancel before summing.
+        diff = (terms[:p] - terms[p:]).sum(axis=1) / net.divisor
+        if penalised:  # only this entry's term of the penalty changes
+            diff += 0.5 * spec.l2.lam * ((flat[idx] + h[idx]) ** 2 - (flat[idx] - h[idx]) ** 2)
+        values[idx] = diff / (2.0 * h[idx])
+        kinks[idx] = kink[:p] | kink[p:]
+    values[kinks] = np.nan
+    return values.reshape(theta.shape), kinks.reshape(theta.shape), h.reshape(theta.shape)
+
+
+def _probability_domain(net: _Net, layer: int, entry: str) -> bool:
+    return entry == "a" and layer == net.spec.depth and net.spec.loss.kind in LOSS_OUTPUT_ACTIVATION
+
+
+def _activation_steps(net: _Net, layer: int, entry: str, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Forward and backward step lengths ``(h_plus, h_minus)`` and the nominal step per entry."""
+    if not _probability_domain(net, layer, entry):
+        h = STEP_SCALE * np.maximum(1.0, np.abs(flat))
+        return h, h, h
+    # Keep a ± h inside the loss's domain: (0, ∞) for CE's log a, (0, 1) for BCE.
+    room = np.minimum(1.0, flat)
+    if net.spec.loss.kind == "binary_cross_entropy":
+        room = np.minimum(room, 1.0 - flat)
+    h = STEP_SCALE * room
+    central = h > 0
+    low = flat < 0.5  # which boundary a one-sided difference must step away from
+    h_plus = np.where(central, h, np.where(low, ONE_SIDED_STEP, 0.0))
+    h_minus = np.where(central, h, np.where(low, 0.0, ONE_SIDED_STEP))
+    return h_plus, h_minus, np.where(central, h, ONE_SIDED_STEP)
+
+
+def _fd_activation(net: _Net, layer: int, entry: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Central differences for every entry of ``z_l`` (entry ``z``) or ``a_l`` (``a``; ``a_0 = x``), ``(N, n_l)``."""
+    spec = net.spec
+    base = net.zs[layer - 1] if entry == "z" else net.acts[layer]
+    width = base.shape[1]
+    flat = base.ravel()
+    h_plus, h_minus, nominal = _activation_steps(net, layer, entry, flat)
+    values = np.empty(flat.size)
+    kinks = np.zeros(flat.size, dtype=bool)
+    first_layer = layer if entry == "z" else layer + 1
+    for idx in _chunks(flat.size, _copy_bytes(net, first_layer, 1)):
+        p = idx.size
+        example, unit = np.divmod(idx, width)
+        examples, units = np.concatenate([example, example]), np.concatenate([unit, unit])
+        rows = np.arange(2 * p)
+        # Only this example's term of the loss depends on the entry: each copy carries one example.
+        v = base[examples].copy()
+        v[rows, units] = np.concatenate([flat[idx] + h_plus[idx], flat[idx] - h_minus[idx]])
+        span = v[rows[:p], unit] - v[rows[p:], unit]  # the step actually taken after rounding
+        z_ref = [z[examples][:, None, :] for z in net.zs]
+        terms, kink = _loss_terms(spec, net.Ws, net.bs, layer, entry, v[:, None, :], net.T[examples][:, None, :], z_ref)
+        with np.errstate(invalid="ignore"):  # inf − inf only where the loss itself is infinite
+            values[idx] = (terms[:p, 0] - terms[p:, 0]) / net.divisor / span
+        kinks[idx] = kink[:p] | kink[p:]
+    values[kinks] = np.nan
+    return values.reshape(base.shape), kinks.reshape(base.shape), nominal.reshape(base.shape)
+
+
+def _quantity_base(net: _Net, key: Key) -> np.ndarray:
+    """The unperturbed internal array a key perturbs."""
+    layer, quantity = key
+    if quantity == "dL/dW":
+        return net.Ws[layer - 1]
+    if quantity == "dL/db":
+        b = net.bs[layer - 1]
+        assert b is not None
+        return b
+    if quantity == "delta":
+        return net.zs[layer - 1]
+    return net.acts[layer]  # dL/da, and dL/dx as a_0
+
+
+def fd_directional(
+    spec: NetworkSpec, params: Mapping[str, Any], X: Any, T: Any, target: Key, directions: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Directional derivatives of the loss, like ``torch.autograd.gradcheck``'s fast mode.
+
+    Args:
+        target: the quantity to move, a key from :func:`fd_targets` (e.g. ``(2, "dL/dW")``
+            moves ``W_2``; ``(1, "delta")`` moves ``z_1`` of every example at once).
+        directions: ``(k, *shape)``, ``shape`` the quantity's shape in the spec's layout.
+
+    Returns:
+        ``(d, kinks)``, both ``(k,)``. With ``v̂ = v/‖v‖`` (Frobenius norm) and
+        ``h = ε^{1/3}·max(1, max|θ|)``, ``d = ‖v‖·(L(θ + h·v̂) − L(θ − h·v̂)) / 2h``: the
+        derivative along the *unnormalised* ``v``, i.e. ``⟨∇L, v⟩``. A zero direction gives 0.
+        ``kinks`` flags directions that move a ``relu``/``leaky_relu`` pre-activation across 0;
+        their ``d`` is NaN. For ``(L, "dL/da")`` of CE/BCE the step is shrunk so that
+        ``a ± h·v̂`` stays in the domain; a direction pushing an ``a`` at exactly 0 or 1
+        outward gives NaN (not flagged).
+
+    Raises:
+        InputError: bad inputs, an unknown target or directions of the wrong shape.
+    """
+    with np.errstate(under="ignore"):
+        net = _prepare(spec, params, X, T)
+        key = _check_target(net.spec, target)
+        return _directional(net, key, directions)
+
+
+def _directional(net: _Net, key: Key, directions: Any) -> tuple[np.ndarray, np.ndarray]:
+    spec = net.spec
+    layer, quantity = key
+    theta = _quantity_base(net, key)
+    two_d = quantity != "dL/db"
+    shape = _swap(theta, spec).shape if two_d else theta.shape
+    try:
+        V = np.array(directions, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError("directions", f"numbers of shape (k, {', '.join(map(str, shape))})", directions) from None
+    if V.ndim != len(shape) + 1 or V.shape[1:] != shape:
+        raise InputError("directions", f"shape (k, {', '.join(map(str, shape))})", f"shape {V.shape}")
+    if not np.all(np.isfinite(V)):
+        raise InputError("directions", "finite numbers", "NaN or infinity")
+    if two_d:
+        V = _swap(V, spec)
+    norms = np.sqrt((V**2).reshape(V.shape[0], -1).sum(axis=1))
+    unit = V / np.where(norms > 0, norms, 1.0).reshape((-1,) + (1,) * (V.ndim - 1))
+
+    entry = {"dL/dW": "z", "dL/db": "z", "delta": "z"}.get(quantity, "a")
+    start = 0 if quantity == "dL/dx" else layer
+    h = np.full(V.shape[0], STEP_SCALE * max(1.0, float(np.abs(theta).max())))
+    if _probability_domain(net, start, entry):
+        room = np.minimum(1.0, theta)
+        if spec.loss.kind == "binary_cross_entropy":
+            room = np.minimum(room, 1.0 - theta)
+        moved = unit != 0
+        ratio = np.where(moved, room[None] / np.where(moved, np.abs(unit), 1.0), np.inf)
+        h = STEP_SCALE * np.minimum(1.0, ratio.reshape(V.shape[0], -1).min(axis=1))
+
+    penalised = quantity == "dL/dW" or (quantity == "dL/db" and spec.l2.include_bias)
+    z_ref = [z[None] for z in net.zs]
+    first_layer = start if entry == "z" else start + 1
+    out = np.empty(V.shape[0])
+    kinks = np.zeros(V.shape[0], dtype=bool)
+    for idx in _chunks(V.shape[0], _copy_bytes(net, first_layer, net.batch)):
+        p = idx.size
+        signed = np.concatenate([h[idx], -h[idx]])
+        step = signed.reshape((-1,) + (1,) * (V.ndim - 1)) * np.concatenate([unit[idx], unit[idx]])
+        if quantity == "dL/dW":
+            # z_l is linear in W_l: z_l(W + s·v̂) = z_l + a_{l-1} @ (s·v̂).
+            value = net.zs[layer - 1][None] + np.matmul(net.acts[layer - 1][None], step)
+        elif quantity == "dL/db":
+            value = net.zs[layer - 1][None] + step[:, None, :]
+        else:
+            value = theta[None] + step
+        terms, kink = _loss_terms(spec, net.Ws, net.bs, start, entry, value, net.T[None], z_ref)
+        with np.errstate(invalid="ignore"):
+            diff = (terms[:p] - terms[p:]).sum(axis=1) / net.divisor
+        if penalised:  # λ/2·(‖θ + s‖² − ‖θ‖²) = λ/2·Σ s·(2θ + s), without the big ‖θ‖² cancelling
+            change = 0.5 * spec.l2.lam * (step * (2.0 * theta[None] + step)).reshape(2 * p, -1).sum(axis=1)
+            diff += change[:p] - change[p:]
+        with np.errstate(divide="ignore", invalid="ignore"):  # h = 0: the boundary case documented above
+            out[idx] = norms[idx] * diff / (2.0 * h[idx])
+        kinks[idx] = kink[:p] | kink[p:]
+    out[norms == 0] = 0.0
+    kinks[norms == 0] = False
+    out[kinks] = np.nan
+    return out, kinks
+
+
+def random_directions(shape: tuple[int, ...], k: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
+    """``k`` random unit directions ``(k, *shape)``: Gaussian entries, each direction of Frobenius norm 1."""
+    rng = np.random.default_rng(rng)
+    V = rng.standard_normal((k, *shape))
+    norms = np.sqrt((V**2).reshape(k, -1).sum(axis=1))
+    return V / norms.reshape((-1,) + (1,) * len(shape))
+
+
+def stacked_loss(spec: NetworkSpec, params: Mapping[str, Any], X: Any, T: Any) -> np.ndarray:
+    """The total loss (data + penalty) for a stack of ``S`` parameter sets and/or inputs, in float64.
+
+    Args:
+        params: each entry either its shape from ``spec.parameter_shapes()`` (shared by the
+            whole stack) or ``(S, *shape)`` (one per stack element); every stacked entry has
+            the same ``S``.
+        X: the input shape (``(N, inputs)`` / ``(inputs, N)``) or ``(S, *that)``.
+        T: targets for the ``N`` examples (not stacked).
+
+    Returns:
+        ``(S,)`` losses (``S = 1`` when nothing is stacked).
+    """
+    with np.errstate(under="ignore"):
+        spec = _check_spec(spec)
+        checked, size = _check_params(spec, params, stacked=True)
+        x = np.asarray(X, dtype=np.float64) if np.ndim(X) == 3 else None
+        if x is None:
+            x = _swap(as_inputs(spec, X), spec)[None]
+        else:
+            as_inputs(spec, x[0])  # shape check of one element
+            if not np.all(np.isfinite(x)):
+                raise InputError("X", "finite numbers", "NaN or infinity", source="inputs")
+            if size not in (1, x.shape[0]):
+                raise InputError("X", f"a stack of {size} inputs (as the parameters)", f"{x.shape[0]}")
+            size = x.shape[0]
+            x = _swap(x, spec)
+        batch = x.shape[1]
+        targets = _dense_targets(spec, as_targets(spec, T, batch))
+        Ws, bs = _internal_params(spec, checked)
+        terms, _ = _loss_terms(spec, Ws, bs, 0, "a", x, targets[None])
+        total = terms.sum(axis=1) / _divisor(spec, batch) + _penalty(spec, checked)
+        return np.broadcast_to(total, (size,)).copy()
+
+
+def preactivations(spec: NetworkSpec, params: Mapping[str, Any], X: Any) -> list[np.ndarray]:
+    """The unperturbed ``z_1 … z_L`` in float64, in the spec's layout (``(N, n_l)`` / ``(n_l, N)``)."""
+    with np.errstate(under="ignore"):
+        spec = _check_spec(spec)
+        x = _swap(as_inputs(spec, X), spec)
+        checked, _ = _check_params(spec, params)
+        Ws, bs = _internal_params(spec, checked)
+        return [np.ascontiguousarray(_swap(z[0], spec)) for _, z, _ in _forward_from(spec, Ws, bs, 0, "a", x[None])]
+
+
+def suggested_tolerance(loss_scale: float, grad_scale: float, candidate_dtype: str = "float64") -> tuple[float, float]:
+    """``(rtol, atol)`` for ``|candidate − fd| ≤ atol + rtol·|fd|``, entry by entry.
+
+    ``loss_scale`` is ``|L|`` (e.g. :attr:`FiniteDifferences.loss`), ``grad_scale`` the
+    largest magnitude of the quantity compared.
+
+    * float64 candidate: the FD error is ``≈ ε^{2/3}·(|ℓ| + |∂³L|) ≈ 4e-11`` times the
+      loss-sized scales (module docstring); this allows ~250× that:
+      ``rtol = 1e-6``, ``atol = 1e-8·(1 + |L| + max|g|)``.
+    * float32 candidate against float64 FD: the candidate's own rounding dominates. Each
+      entry is a sum of products carrying ``ε₃₂ ≈ 1.2e-7`` relative error of the *terms*,
+      amplified layer by layer, so its absolute error scales with the gradient's (and the
+      loss's) magnitude rather than with the entry itself: ``rtol = 1e-3``,
+      ``atol = 1e-4·max|g| + 1e-5·(1 + |L|)``.
+    """
+    loss_scale, grad_scale = abs(float(loss_scale)), abs(float(grad_scale))
+    if candidate_dtype == "float64":
+        return 1e-6, 1e-8 * (1.0 + loss_scale + grad_scale)
+    if candidate_dtype == "float32":
+        return 1e-3, 1e-4 * grad_scale + 1e-5 * (1.0 + loss_scale)
+    raise InputError("dtype", "float64 or float32", candidate_dtype)

@@ -1,0 +1,3 @@
+from refbp.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,70 @@
+"""Validation of a batch: inputs ``X`` and targets ``T`` in the spec's layout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from refbp.errors import InputError
+from refbp.spec import NetworkSpec
+
+
+def batch_size(spec: NetworkSpec, X: np.ndarray) -> int:
+    """Number of examples in ``X`` (rows for ``in_out``, columns for ``out_in``)."""
+    return int(X.shape[spec.batch_axis])
+
+
+def as_inputs(spec: NetworkSpec, X: Any, *, source: str = "inputs") -> np.ndarray:
+    """``X`` as an array of the spec's dtype, shape ``(N, inputs)`` or ``(inputs, N)``.
+
+    A single example may be given as a 1-D vector of length ``inputs``.
+    """
+    try:
+        array = np.array(X, dtype=spec.dtype)
+    except (TypeError, ValueError):
+        raise InputError("X", "numbers", X, source=source) from None
+    if array.ndim == 1 and array.shape[0] == spec.inputs:
+        array = array.reshape(spec.input_shape(1))
+    expected = f"(N, {spec.inputs})" if spec.layout == "in_out" else f"({spec.inputs}, N)"
+    if array.ndim != 2 or array.shape[1 - spec.batch_axis] != spec.inputs or array.shape[spec.batch_axis] < 1:
+        raise InputError("X", f"shape {expected} for layout {spec.layout}", f"shape {array.shape}", source=source)
+    if not np.all(np.isfinite(array)):
+        raise InputError("X", "finite numbers", "NaN or infinity", source=source)
+    return array
+
+
+def as_targets(spec: NetworkSpec, T: Any, batch: int, *, source: str = "targets") -> np.ndarray:
+    """Targets for a batch of ``batch`` examples.
+
+    Integer labels of shape ``(N,)`` when ``spec.loss.targets == "index"``; otherwise an
+    array shaped like the network output (a single example may be a 1-D vector).
+    """
+    if spec.loss.targets == "index":
+        labels = np.asarray(T)
+        if labels.ndim == 0:
+            labels = labels.reshape(1)
+        if labels.shape != (batch,) or not np.issubdtype(labels.dtype, np.number):
+            raise InputError("T", f"integer labels of shape ({batch},)", f"shape {labels.shape}", source=source)
+        if not np.all(labels == np.round(labels)) or labels.min() < 0 or labels.max() >= spec.outputs:
+            raise InputError("T", f"integer labels in 0..{spec.outputs - 1}", labels.tolist(), source=source)
+        return labels.astype(np.int64)
+    try:
+        array = np.array(T, dtype=spec.dtype)
+    except (TypeError, ValueError):
+        raise InputError("T", "numbers", T, source=source) from None
+    shape = spec.target_shape(batch)
+    if array.ndim == 1 and array.shape[0] == spec.outputs and batch == 1:
+        array = array.reshape(shape)
+    if array.shape != shape:
+        raise InputError("T", f"shape {shape} for layout {spec.layout}", f"shape {array.shape}", source=source)
+    if not np.all(np.isfinite(array)):
+        raise InputError("T", "finite numbers", "NaN or infinity", source=source)
+    if spec.loss.kind in ("softmax_cross_entropy", "binary_cross_entropy") and (array.min() < 0 or array.max() > 1):
+        raise InputError(
+            "T",
+            f"targets in [0, 1] for {spec.loss.kind}",
+            f"values in [{array.min():g}, {array.max():g}]",
+            source=source,
+        )
+    return array
