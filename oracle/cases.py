@@ -45,7 +45,8 @@ class Case:
         """Draw parameters (Xavier-normal weights, ``N(0, 0.1²)`` biases), inputs ``N(0, 1)``, targets.
 
         Targets: ``N(0, 1)`` for the squared losses, uniform in ``[0, 1]`` for binary
-        cross-entropy, random labels (or their one-hot form) for softmax cross-entropy.
+        cross-entropy; for softmax cross-entropy random labels, and for dense targets
+        their one-hot form (even seeds) or soft targets uniform in ``[0, 1]`` (odd seeds).
         """
         data = _draw(self.spec, self.batch, self.seed, 0)
         if avoid_kinks and any(layer.activation in KINKED_ACTIVATIONS for layer in self.spec.layers):
@@ -104,6 +105,9 @@ def _draw(spec: NetworkSpec, batch: int, seed: int, attempt: int) -> CaseData:
         labels = rng.integers(0, spec.outputs, size=batch)
         if spec.loss.targets == "index":
             T = labels
+        elif seed % 2:
+            # Soft targets that need not sum to 1: δ_L = a·Σt − t, not just a − t.
+            T = rng.uniform(0.0, 1.0, spec.target_shape(batch)).astype(dtype)
         else:
             one_hot = np.eye(spec.outputs, dtype=dtype)[labels]
             T = one_hot if spec.layout == "in_out" else one_hot.T.copy()

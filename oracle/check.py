@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from oracle.compare import FAILING_STATUSES, Row, compare_arrays, first_divergence
+from oracle.compare import FAILING_STATUSES, Row, compare_arrays, error_row, first_divergence
 from oracle.diagnosis import array_pattern, structural_hint
 from oracle.finite_diff import fd_directional, fd_gradients, fd_targets, random_directions
 from oracle.torch_twin import torch_backprop
@@ -102,8 +102,11 @@ def check_case(
         rows.append(row)
         return row
 
-    for key in theirs:
-        add(mine.get(key), theirs[key], key, f"{left}~{ref}", message=error)
+    if error:
+        rows.append(error_row(case_id, spec.depth, f"{left}~{ref}", spec.dtype, error))
+    else:
+        for key in theirs:
+            add(mine.get(key), theirs[key], key, f"{left}~{ref}")
 
     if fd != "off":
         rng = np.random.default_rng(seed)
@@ -111,7 +114,7 @@ def check_case(
         full = fd_gradients(spec, params, X, T, targets=targets) if fd == "full" else None
         for key in targets:
             if full is None:
-                directional = _directional_rows(spec, params, X, T, key, mine, theirs, rng, add, left, ref)
+                directional = _directional_rows(spec, params, X, T, key, mine, theirs, rng, add, left, ref, error)
                 if not any(r.status in FAILING_STATUSES for r in directional):
                     continue
                 del rows[-len(directional) :]
@@ -119,14 +122,15 @@ def check_case(
             else:
                 values = full
             kinks = values.kinks[key]
-            add(mine.get(key), values.values[key], key, f"{left}~fd", kinks=kinks, message=error)
+            if not error:
+                add(mine.get(key), values.values[key], key, f"{left}~fd", kinks=kinks)
             add(theirs[key], values.values[key], key, f"{ref}~fd", kinks=kinks)
 
     _diagnose(spec, rows, mine, theirs, batch=int(X.shape[spec.batch_axis]))
     return CaseResult(case=case_id, depth=spec.depth, rows=rows, first=first_divergence(rows, spec.depth))
 
 
-def _directional_rows(spec, params, X, T, key, mine, theirs, rng, add, left, ref) -> list[Row]:
+def _directional_rows(spec, params, X, T, key, mine, theirs, rng, add, left, ref, error) -> list[Row]:
     """Rows comparing ``∇·v`` with the directional finite difference, for a few random ``v``."""
     shape = theirs[key].shape
     directions = random_directions(shape, DIRECTIONS, rng)
@@ -139,10 +143,8 @@ def _directional_rows(spec, params, X, T, key, mine, theirs, rng, add, left, ref
         return flat @ np.asarray(grad, dtype=np.float64).ravel()
 
     note = f"directional, {DIRECTIONS} random directions"
-    return [
-        add(project(mine.get(key)), fd_values, key, f"{left}~fd", kinks=kinks, message=note),
-        add(project(theirs[key]), fd_values, key, f"{ref}~fd", kinks=kinks, message=note),
-    ]
+    rows = [] if error else [add(project(mine.get(key)), fd_values, key, f"{left}~fd", kinks=kinks, message=note)]
+    return [*rows, add(project(theirs[key]), fd_values, key, f"{ref}~fd", kinks=kinks, message=note)]
 
 
 def _diagnose(spec: NetworkSpec, rows: list[Row], mine: dict, theirs: dict, *, batch: int) -> None:
@@ -173,6 +175,8 @@ def describe(result: CaseResult) -> str:
     row = result.first
     if row is None:
         return "ok"
+    if row.status == "error":
+        return f"{row.pair.split('~')[0]} raised {row.message}"
     where = "input" if row.layer == 0 else f"layer {row.layer}"
     text = f"{where}, {row.quantity} ({row.pair}): {row.status}, max rel err {row.max_rel_err:.2e}"
     return text + (f" — {row.diagnosis}" if row.diagnosis else "")

@@ -10,6 +10,7 @@ error, the tolerance used, a status and the worst entry. Statuses:
 ``kink``      within tolerance, but some entries were not compared because a ReLU
               pre-activation lies within the finite-difference step of 0
 ``missing``   one side does not produce the quantity at all
+``error``     the implementation under test raised instead of returning results
 
 Tolerances (``atol + rtol·|value|``, entry by entry). ``atol`` is relative to a scale: the
 largest magnitude in either array, floored by a case-wide magnitude (the loss and the
@@ -38,8 +39,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 PAIRS = ("refbp~torch", "refbp~fd", "torch~fd")
-STATUSES = ("ok", "mismatch", "shape", "nan", "kink", "missing")
-FAILING_STATUSES = ("mismatch", "shape", "nan", "missing")
+STATUSES = ("ok", "mismatch", "shape", "nan", "kink", "missing", "error")
+FAILING_STATUSES = ("mismatch", "shape", "nan", "missing", "error")
 
 FORWARD_ORDER = ("z", "a", "loss")
 # Within one layer, walking backward from the loss: ∂L/∂a_l is formed first, then δ_l, then the parameters.
@@ -184,6 +185,29 @@ def compare_arrays(
     )
 
 
+def error_row(case: str, layer: int, pair: str, dtype: str, message: str) -> Row:
+    """The single row recorded when the implementation under test raises."""
+    nan = float("nan")
+    return Row(
+        case=case,
+        layer=layer,
+        quantity="loss",
+        pair=pair,
+        status="error",
+        max_abs_err=nan,
+        max_rel_err=nan,
+        rtol=nan,
+        atol=nan,
+        worst_index="",
+        worst_left=nan,
+        worst_right=nan,
+        n_entries=0,
+        n_kink=0,
+        dtype=dtype,
+        message=message,
+    )
+
+
 def divergence_rank(layer: int, quantity: str, depth: int) -> tuple[int, int, int]:
     """Sort key for locating where results first diverge.
 
@@ -203,4 +227,7 @@ def first_divergence(rows: list[Row], depth: int) -> Row | None:
     failing = [r for r in rows if r.status in FAILING_STATUSES]
     if not failing:
         return None
+    errors = [r for r in failing if r.status == "error"]
+    if errors:
+        return errors[0]
     return min(failing, key=lambda r: divergence_rank(r.layer, r.quantity, depth))

@@ -22,14 +22,15 @@ def _close(x: np.ndarray, y: np.ndarray, rtol: float) -> bool:
     return bool(np.all(np.abs(x - y) <= rtol * scale))
 
 
-def _factor_text(c: float, batch: int, outputs: int) -> str:
+def _factor_text(c: float, batch: int, outputs: int, size: int) -> str:
     named = [(batch, f"N = {batch} (the batch size)"), (batch * outputs, f"N·k = {batch * outputs}"), (2.0, "2")]
     for value, name in named:
         if value > 1 and np.isclose(c, value, rtol=1e-3):
             return f"{name} too large: a sum where a mean was meant, or a missing ½?"
         if value > 1 and np.isclose(c, 1.0 / value, rtol=1e-3):
             return f"{name} too small: a mean where a sum was meant, or an extra ½?"
-    return f"scaled by {c:.4g} relative to the true value"
+    # One number is always "a multiple" of another: only a named factor means something there.
+    return f"scaled by {c:.4g} relative to the true value" if size > 1 else ""
 
 
 def array_pattern(
@@ -66,7 +67,7 @@ def array_pattern(
         return "transposed"
     c = float(np.sum(x * y) / np.sum(y * y))
     if not np.isclose(c, 1.0, rtol=1e-3) and _close(x, c * y, rtol):
-        return _factor_text(c, batch, outputs)
+        return _factor_text(c, batch, outputs, x.size)
     if batch_axis is not None and batch > 1:
         per_example = np.moveaxis(np.abs(x - y), batch_axis, 0).reshape(batch, -1).max(axis=1)
         good = per_example <= rtol * max(float(np.abs(y).max()), 1e-300)

@@ -72,13 +72,18 @@ def run_sweep(
     fd: str = "full",
     impl: Implementation = refbp_backprop,
     impl_name: str = "refbp",
+    impl_ref: str | None = None,
     device: str | None = None,
     shrink: bool = True,
     max_shrinks: int = 3,
     progress: bool | None = None,
     **spec_bounds,
 ) -> SweepResult:
-    """Check ``n_cases`` random cases (and shrink what fails). See the module docstring."""
+    """Check ``n_cases`` random cases (and shrink what fails). See the module docstring.
+
+    ``impl`` is checked in place of refbp (labelled ``impl_name`` in the rows);
+    ``impl_ref`` (``MODULE:FUNCTION``) is how a replay command names it.
+    """
     strategy = cases(dtype=dtype, **spec_bounds)
     started = time.perf_counter()
     results: list[CaseResult] = []
@@ -136,7 +141,7 @@ def run_sweep(
                 {
                     "signature": sig,
                     "case": smallest.to_dict(),
-                    "replay": smallest.replay_command(impl=None if impl is refbp_backprop else impl_name),
+                    "replay": smallest.replay_command(impl=impl_ref),
                     "depth": smallest.spec.depth,
                     "batch": smallest.batch,
                     "first_divergence": None

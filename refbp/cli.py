@@ -1,7 +1,9 @@
-"""The ``refbp`` command.
+"""The ``refbp`` command: one subcommand per module listed in :data:`COMMANDS`.
 
-Exit status: 0 when everything agrees, 1 when a discrepancy is found, 2 on bad usage or
-bad input (one line on stderr, no traceback).
+A command module defines ``HELP`` (one line), ``add_arguments(parser)`` and
+``run(args) -> int``; it keeps heavy imports (torch, pandas) inside ``run`` so that
+``refbp --help`` stays fast. Exit status: 0 when everything agrees, 1 when a discrepancy
+is found, 2 on bad usage or bad input (one line on stderr, no traceback).
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from refbp.errors import InputError
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
 
+COMMANDS: dict[str, str] = {
+    "sweep": "oracle.commands.sweep",
+    "replay": "oracle.commands.replay",
+}
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -25,7 +32,8 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
     try:
         value = int(text)
     except ValueError:
@@ -35,7 +43,8 @@ def _positive(text: str) -> int:
     return value
 
 
-def _non_negative(text: str) -> int:
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
     try:
         value = int(text)
     except ValueError:
@@ -58,151 +67,39 @@ def load_implementation(target: str) -> Callable[..., Any]:
             path = Path(module_name)
             if not path.is_file():
                 raise InputError("--impl", "an existing Python file", module_name, source="command line")
-            spec = importlib.util.spec_from_file_location(path.stem, path)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+            module_spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
         else:
             module = importlib.import_module(module_name)
     except InputError:
         raise
     except Exception as err:
-        raise InputError(
-            "--impl",
-            f"an importable module ({type(err).__name__}: {err})".splitlines()[0],
-            module_name,
-            source="command line",
-        ) from None
+        reason = f"an importable module ({type(err).__name__}: {err})".splitlines()[0]
+        raise InputError("--impl", reason, module_name, source="command line") from None
     func = getattr(module, attr, None)
     if not callable(func):
         raise InputError("--impl", f"a function {attr!r} in {module_name}", "not found", source="command line")
     return func
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="refbp", description="A backpropagation reference checked against PyTorch and finite differences."
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    sweep = sub.add_parser("sweep", help="check random networks three ways (refbp, torch, finite differences)")
-    sweep.add_argument("--cases", type=_positive, default=500, help="number of random cases (default 500)")
-    sweep.add_argument("--seed", type=_non_negative, default=0, help="hypothesis seed (default 0)")
-    sweep.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    sweep.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default reports/)")
-    sweep.add_argument("--fd", choices=("full", "directional", "off"), default="full", help="finite differences")
-    sweep.add_argument("--impl", help="check MODULE:FUNCTION instead of refbp (same protocol as refbp.backprop)")
-    sweep.add_argument("--device", default=None, help="torch device for the twin: cpu (default) or cuda")
-    sweep.add_argument("--max-depth", type=_positive, default=4)
-    sweep.add_argument("--max-width", type=_positive, default=6)
-    sweep.add_argument("--no-shrink", action="store_true", help="do not shrink failing cases")
-    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
-
-    replay = sub.add_parser("replay", help="re-run one case printed by a sweep (JSON text or a .json file)")
-    replay.add_argument("case", help="the case as JSON, or a path to a JSON file")
-    replay.add_argument("--fd", choices=("full", "directional", "off"), default="full")
-    replay.add_argument("--impl", help="check MODULE:FUNCTION instead of refbp")
-    replay.add_argument("--device", default=None)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
+        command.set_defaults(run=module.run)
     return parser
 
 
-def _cmd_sweep(args: argparse.Namespace) -> int:
-    from oracle.report import write_reports
-    from oracle.sweep import run_sweep
-
-    kwargs: dict[str, Any] = {}
-    if args.impl:
-        kwargs = {"impl": load_implementation(args.impl), "impl_name": "impl"}
-    result = run_sweep(
-        args.cases,
-        args.seed,
-        dtype=args.dtype,
-        fd=args.fd,
-        device=args.device,
-        shrink=not args.no_shrink,
-        progress=False if args.quiet else None,
-        max_depth=args.max_depth,
-        max_width=args.max_width,
-        **kwargs,
-    )
-    rows = result.rows
-    command = "refbp " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["sweep"] else "refbp sweep"
-    meta = {
-        "title": "refbp sweep",
-        "command": command,
-        "seed": args.seed,
-        "cases": len([c for c in result.cases if not c.startswith("shrunk")]),
-        "dtype": args.dtype,
-        "fd_mode": args.fd,
-        "implementation": args.impl or "refbp",
-        "wall_seconds": round(result.wall_seconds, 3),
-        "interrupted": result.interrupted,
-        "shrunk": result.shrunk,
-        "depth_by_case": {r.case: r.depth for r in result.results},
-        "cases_json": {cid: case.to_dict() for cid, case in result.cases.items()},
-    }
-    paths = write_reports(args.out, rows, meta)
-    _print_sweep_summary(result, rows, paths)
-    return EXIT_OK if result.passed and not result.interrupted else EXIT_FOUND
-
-
-def _print_sweep_summary(result, rows, paths) -> None:
-    from oracle.check import describe
-
-    counts = rows["status"].value_counts().to_dict() if len(rows) else {}
-    n_cases = len(result.results) - len(result.shrunk)
-    verdict = "PASS" if result.passed else "FAIL"
-    if result.interrupted:
-        verdict += " (interrupted)"
-    counts_text = ", ".join(f"{counts[s]} {s}" for s in sorted(counts))
-    print(f"{verdict}: {n_cases} cases, {len(rows)} comparisons ({counts_text}) in {result.wall_seconds:.1f} s")
-    failures = result.failures
-    for failed in failures[:10]:
-        print(f"  {failed.case}: {describe(failed)}")
-    if len(failures) > 10:
-        print(f"  … and {len(failures) - 10} more failing cases")
-    for item in result.shrunk:
-        print(f"smallest failing case ({item['signature']}): {item['depth']} layer(s), batch {item['batch']}")
-        print(f"  {item['description']}")
-        print(f"  replay: {item['replay']}")
-    print("reports: " + ", ".join(str(p) for p in paths.values()))
-
-
-def _cmd_replay(args: argparse.Namespace) -> int:
-    from oracle.cases import Case
-    from oracle.check import check_arrays, describe
-
-    text, source = args.case, "case"
-    if not text.lstrip().startswith("{"):
-        path = Path(text)
-        try:
-            text, source = path.read_text(encoding="utf-8"), str(path)
-        except OSError as err:
-            raise InputError("", "a JSON case or a readable .json file", err.strerror, source=str(path)) from None
-    case = Case.from_json(text, source=source)
-    kwargs: dict[str, Any] = {}
-    if args.impl:
-        kwargs = {"impl": load_implementation(args.impl), "impl_name": "impl"}
-    result = check_arrays(
-        "replay", case.spec, case.materialize(), fd=args.fd, device=args.device, seed=case.seed, **kwargs
-    )
-    failing = [r for r in result.rows if r.status not in ("ok", "kink")]
-    print(f"{case.spec.depth} layer(s), batch {case.batch}, seed {case.seed}: {describe(result)}")
-    for row in failing[:40]:
-        where = "input" if row.layer == 0 else f"layer {row.layer}"
-        print(
-            f"  {where:8} {row.quantity:6} {row.pair:12} {row.status:8} max rel err {row.max_rel_err:.2e}"
-            f"  worst {row.worst_index}: {row.worst_left:.6g} vs {row.worst_right:.6g}"
-            + (f"  — {row.diagnosis}" if row.diagnosis else "")
-        )
-    return EXIT_OK if result.passed else EXIT_FOUND
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
-        if args.command == "sweep":
-            return _cmd_sweep(args)
-        return _cmd_replay(args)
+        return args.run(args)
     except InputError as err:
         sys.stderr.write(f"refbp: error: {err}\n")
         return EXIT_USAGE

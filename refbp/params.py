@@ -59,7 +59,14 @@ def load_parameters(spec: NetworkSpec, values: Mapping[str, Any], *, source: str
     be given as a plain number. Unknown names are rejected.
     """
     shapes = spec.parameter_shapes()
-    given = {canonical_name(str(k)): v for k, v in values.items()}
+    given: dict[str, Any] = {}
+    for key, value in values.items():
+        name = canonical_name(str(key))
+        if name in given:
+            raise InputError(
+                str(key), f"each parameter once ({key} and {name} name the same one)", "given twice", source=source
+            )
+        given[name] = value
     unknown = sorted(set(given) - set(shapes))
     if unknown:
         raise InputError(
