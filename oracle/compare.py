@@ -161,10 +161,11 @@ def compare_arrays(
     if not compared.any():
         return row("kink", n_entries=int(x.size), n_kink=n_kink, message="every entry is at a ReLU kink")
 
-    magnitude = np.maximum(np.abs(x), np.abs(y))
+    # Kink entries hold NaN on the finite-difference side: keep them out of every reduction.
+    magnitude = np.where(compared, np.maximum(np.abs(x), np.abs(y)), 0.0)
     scale = max(float(magnitude[compared].max()), abs(scale_floor))
     tol = tolerance_for(pair, dtype, scale)
-    abs_err = np.where(compared, np.abs(x - y), 0.0)
+    abs_err = np.abs(np.where(compared, x - y, 0.0))
     rel_err = abs_err / np.maximum(magnitude, tol.floor)
     ratio = abs_err / (tol.atol + tol.rtol * magnitude)
     flat = int(np.argmax(ratio))
