@@ -18,7 +18,7 @@ import numpy as np
 
 from oracle.finite_diff import preactivations
 from refbp.errors import InputError
-from refbp.spec import KINKED_ACTIVATIONS, NetworkSpec
+from refbp.spec import KINKED_ACTIVATIONS, NetworkSpec, parse_json
 
 KINK_MARGIN = 1e-3
 _MAX_REDRAWS = 50
@@ -79,11 +79,7 @@ class Case:
 
     @classmethod
     def from_json(cls, text: str, *, source: str = "case") -> Case:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise InputError(f"line {err.lineno} column {err.colno}", "valid JSON", err.msg, source=source) from None
-        return cls.from_dict(data, source=source)
+        return cls.from_dict(parse_json(text, source=source), source=source)
 
     def replay_command(self, *, impl: str | None = None) -> str:
         """One shell line that re-runs exactly this case."""

@@ -35,6 +35,7 @@ from torch.nn.functional import binary_cross_entropy_with_logits, leaky_relu, lo
 
 from refbp.data import as_inputs, as_targets
 from refbp.errors import InputError
+from refbp.params import load_parameters
 from refbp.spec import LayerSpec, NetworkSpec
 from refbp.trace import ForwardTrace, Gradients, LayerForward, LayerGradients
 
@@ -59,29 +60,6 @@ def resolve_device(device: str | None) -> torch.device:
             raise InputError("device", "cpu, cuda or cuda:N", device) from None
         return wanted if torch.cuda.is_available() else torch.device("cpu")
     raise InputError("device", "cpu, cuda or cuda:N", device)
-
-
-def _check_params(spec: NetworkSpec, params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Params as arrays of the spec's dtype; exactly the keys and shapes of ``spec.parameter_shapes()``."""
-    shapes = spec.parameter_shapes()
-    unknown = sorted(set(params) - set(shapes))
-    if unknown:
-        expected = "a parameter of the spec (" + ", ".join(shapes) + ")"
-        raise InputError(str(unknown[0]), expected, "unknown name", source="parameters")
-    checked: dict[str, np.ndarray] = {}
-    for name, shape in shapes.items():
-        if name not in params:
-            raise InputError(name, f"an array of shape {shape}", "missing", source="parameters")
-        try:
-            array = np.array(params[name], dtype=spec.dtype)
-        except (TypeError, ValueError):
-            raise InputError(name, f"numbers in an array of shape {shape}", params[name], source="parameters") from None
-        if array.shape != shape:
-            raise InputError(name, f"shape {shape}", f"shape {array.shape}", source="parameters")
-        if not np.all(np.isfinite(array)):
-            raise InputError(name, "finite numbers", "NaN or infinity", source="parameters")
-        checked[name] = array
-    return checked
 
 
 def _activation(layer: LayerSpec, unit_dim: int) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -172,7 +150,7 @@ def torch_backprop(
     X_np = as_inputs(spec, X)
     batch = int(X_np.shape[spec.batch_axis])
     T_np = as_targets(spec, T, batch)
-    params_np = _check_params(spec, params)
+    params_np = load_parameters(spec, params)
     dev = resolve_device(device)
     dtype = _TORCH_DTYPES[spec.dtype]
     unit_dim = 1 - spec.batch_axis

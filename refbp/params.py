@@ -52,12 +52,17 @@ def init_parameters(spec: NetworkSpec, seed: int = 0, scheme: str = "xavier") ->
     return params
 
 
-def load_parameters(spec: NetworkSpec, values: Mapping[str, Any], *, source: str = "parameters") -> Parameters:
+def load_parameters(
+    spec: NetworkSpec, values: Mapping[str, Any], *, source: str = "parameters", dtype: str | None = None
+) -> Parameters:
     """Validate explicit values (nested lists or arrays) against the spec.
 
     Every parameter of the spec must be given, with exactly its shape; a shared bias may
-    be given as a plain number. Unknown names are rejected.
+    be given as a plain number. Unknown names are rejected. Arrays are new copies in
+    ``dtype`` (the spec's dtype by default).
     """
+    if not isinstance(values, Mapping):
+        raise InputError("", "a mapping {W1: ..., b1: ...}", type(values).__name__, source=source)
     shapes = spec.parameter_shapes()
     given: dict[str, Any] = {}
     for key, value in values.items():
@@ -77,7 +82,7 @@ def load_parameters(spec: NetworkSpec, values: Mapping[str, Any], *, source: str
         if name not in given:
             raise InputError(name, f"an array of shape {shape}", "missing", source=source)
         try:
-            array = np.array(given[name], dtype=spec.dtype)
+            array = np.array(given[name], dtype=dtype or spec.dtype)
         except (TypeError, ValueError):
             raise InputError(name, f"numbers in an array of shape {shape}", given[name], source=source) from None
         if shape == (1,) and array.ndim == 0:

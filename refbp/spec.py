@@ -59,6 +59,14 @@ DTYPES = ("float64", "float32")
 LOSS_OUTPUT_ACTIVATION = {"softmax_cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
 
 
+def parse_json(text: str, *, source: str) -> Any:
+    """``json.loads`` whose failure is an :class:`InputError` naming the line and column."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"line {err.lineno} column {err.colno}", "valid JSON", err.msg, source=source) from None
+
+
 def _one_of(value: Any, allowed: tuple[str, ...], where: str) -> str:
     if not isinstance(value, str) or value not in allowed:
         raise InputError(where, "one of " + ", ".join(allowed), value)
@@ -303,11 +311,7 @@ class NetworkSpec:
 
     @classmethod
     def from_json(cls, text: str, *, source: str = "spec") -> NetworkSpec:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise InputError(f"line {err.lineno} column {err.colno}", "valid JSON", err.msg, source=source) from None
-        return cls.from_dict(data, source=source)
+        return cls.from_dict(parse_json(text, source=source), source=source)
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())

@@ -484,4 +484,5 @@ def test_twin_imports_no_refbp_math() -> None:
         elif isinstance(node, ast.Import):
             imported.update(alias.name for alias in node.names)
     refbp_modules = {name for name in imported if name == "refbp" or name.startswith("refbp.")}
-    assert refbp_modules <= {"refbp.spec", "refbp.trace", "refbp.errors", "refbp.data"}
+    # Validation only (spec, parameters, batch) and the result types: no backprop math.
+    assert refbp_modules <= {"refbp.spec", "refbp.trace", "refbp.errors", "refbp.data", "refbp.params"}
