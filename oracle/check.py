@@ -12,11 +12,21 @@ Finite-difference modes:
   and JAX's ``check_grads`` do); a tensor whose directional derivative disagrees is
   then differenced entry by entry, so the report still says which entry is wrong;
 * ``off`` — implementation against torch only.
+
+What an implementation may return (see :func:`result_quantities`): refbp's protocol
+``(ForwardTrace, Gradients)``; ``(None, Gradients)`` or a bare :class:`Gradients`
+(backward quantities only); or a dict of parameter gradients ``{"W1": ∂L/∂W1, "b1": …,
+"x": ∂L/∂x}`` (``dL/dW`` and ``dL/db``, plus ``dL/dx`` when ``"x"`` is there). Only the
+quantities a result form provides are compared; one that the form provides but the
+result lacks (a missing ``"b2"``) is a failing ``missing`` row. An implementation can
+narrow this further by declaring ``provides`` (a collection of quantity names, as
+:class:`oracle.gate.Adapter` does), or the caller by passing ``quantities=``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +38,17 @@ from oracle.finite_diff import fd_directional, fd_gradients, fd_targets, random_
 from oracle.torch_twin import torch_backprop
 from refbp.network import backprop as refbp_backprop
 from refbp.spec import NetworkSpec
-from refbp.trace import ForwardTrace, Gradients, quantity_map
+from refbp.trace import BACKWARD_QUANTITIES, ForwardTrace, Gradients, quantity_map
 
 Implementation = Callable[
-    [NetworkSpec, Mapping[str, np.ndarray], np.ndarray, np.ndarray], tuple[ForwardTrace, Gradients]
+    [NetworkSpec, Mapping[str, np.ndarray], np.ndarray, np.ndarray],
+    tuple[ForwardTrace | None, Gradients] | Gradients | Mapping[str, np.ndarray],
 ]
+#: Quantities of a backward pass alone (a bare :class:`Gradients`).
+GRADIENT_QUANTITIES = frozenset((*BACKWARD_QUANTITIES, "dL/dx"))
+#: Quantities of a dict of parameter gradients (plus ``dL/dx`` when it has ``"x"``).
+PARAMETER_QUANTITIES = frozenset(("dL/dW", "dL/db"))
+_PARAM_KEY = re.compile(r"^(?:dL/d|grad_|d)?(?:(?P<kind>[Wb])(?P<layer>[0-9]+)|(?P<x>[xX]))$")
 FD_MODES = ("full", "directional", "off")
 DIRECTIONS = 3
 
@@ -54,12 +70,40 @@ class CaseResult:
         return self.first is None
 
 
-def _run_impl(impl: Implementation, spec, params, X, T) -> tuple[dict[tuple[int, str], np.ndarray], str]:
+def result_quantities(result: Any) -> tuple[dict[tuple[int, str], np.ndarray], frozenset[str] | None]:
+    """What an implementation returned, as ``{(layer, quantity): array}``, and which quantities it provides.
+
+    ``None`` as the second item means every quantity (refbp's protocol with a forward
+    trace). Dict keys are ``W1``, ``b1``, … and ``x`` (also spelled ``dW1``, ``grad_W1``,
+    ``dL/dW1``, ``dx``, ``X``); any other key raises ``ValueError``.
+    """
+    if isinstance(result, Gradients):
+        return quantity_map(None, result), GRADIENT_QUANTITIES
+    if isinstance(result, Mapping):
+        out: dict[tuple[int, str], np.ndarray] = {}
+        provided = set(PARAMETER_QUANTITIES)
+        for key, value in result.items():
+            match = _PARAM_KEY.match(str(key))
+            if match is None or (match["layer"] is not None and int(match["layer"]) < 1):
+                raise ValueError(f"unknown gradient key {key!r}: expected W1, b1, …, x")
+            if match["x"]:
+                out[(0, "dL/dx")] = np.asarray(value)
+                provided.add("dL/dx")
+            else:
+                out[(int(match["layer"]), f"dL/d{match['kind']}")] = np.asarray(value)
+        return out, frozenset(provided)
+    trace, grads = result
+    return quantity_map(trace, grads), (None if trace is not None else GRADIENT_QUANTITIES)
+
+
+def _run_impl(impl: Implementation, spec, params, X, T):
+    """``(quantities, provided, error message)`` of one call of the implementation under test."""
     try:
-        trace, grads = impl(spec, {k: v.copy() for k, v in params.items()}, X.copy(), T.copy())
+        result = impl(spec, {k: v.copy() for k, v in params.items()}, X.copy(), T.copy())
+        mine, provided = result_quantities(result)
     except Exception as err:  # the implementation under test may fail in any way; that is a finding
-        return {}, f"{type(err).__name__}: {err}".splitlines()[0]
-    return quantity_map(trace, grads), ""
+        return {}, None, f"{type(err).__name__}: {err}".splitlines()[0]
+    return mine, provided, ""
 
 
 def check_case(
@@ -74,14 +118,25 @@ def check_case(
     fd: str = "full",
     device: str | None = None,
     seed: int = 0,
+    quantities: Collection[str] | None = None,
 ) -> CaseResult:
-    """Compare ``impl`` (refbp by default), the torch twin and finite differences on one case."""
+    """Compare ``impl`` (refbp by default), the torch twin and finite differences on one case.
+
+    Only ``quantities`` (names as in :mod:`refbp.trace`) are compared, in every pair; by
+    default those that ``impl`` declares in a ``provides`` attribute, else those its
+    result form provides (see the module docstring).
+    """
     if fd not in FD_MODES:
         raise ValueError(f"fd must be one of {FD_MODES}, got {fd!r}")
-    mine, error = _run_impl(impl, spec, params, X, T)
+    mine, provided, error = _run_impl(impl, spec, params, X, T)
+    declared = quantities if quantities is not None else getattr(impl, "provides", None)
+    if declared is not None:
+        provided = frozenset(declared)
     trace, grads = torch_backprop(spec, params, X, T, device=device)
     theirs = quantity_map(trace, grads)
     scale_floor = max(float(np.abs(v).max(initial=0.0)) for k, v in theirs.items() if k[1] not in ("z", "a"))
+    if provided is not None:
+        theirs = {key: value for key, value in theirs.items() if key[1] in provided}
     left, ref = impl_name, "torch"
     rows: list[Row] = []
 

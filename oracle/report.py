@@ -1005,10 +1005,21 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _stage(path: Path, text: str) -> Path:
-    """Write ``text`` to a fsynced temp file next to ``path``; return the temp path."""
+    """Write ``text`` to a fsynced temp file next to ``path``; return the temp path.
+
+    ``mkstemp`` creates the file private (0600); it gets the mode an ordinary
+    ``open()`` would have given it (0666 less the umask), so reports stay readable.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
             fh.flush()

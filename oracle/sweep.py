@@ -8,6 +8,14 @@ A sweep runs in two phases, both driven by hypothesis from one seed:
    first diverges; at most ``max_shrinks`` of them), hypothesis searches again from the
    same seed and shrinks to the smallest network and batch that still fails that way.
    The shrunk case is re-checked and its rows are added under the id ``shrunk-K``.
+
+A sweep can be split into ``n`` deterministic shards (``shard=(k, n)``, e.g. one per
+pytest-xdist worker): every shard draws the same cases from the same seed, checks only
+those whose 0-based index ``i`` has ``i % n == k`` and keeps the ids of the whole sweep
+(``c0001`` …), so the union of the shards' generated rows is the serial sweep's. A shard
+shrinks the failures it saw; shrinking is a function of the seed and the signature only,
+so the same signature shrinks to the same case in every shard (see
+:func:`oracle.gate.merge_records` for how shards are combined into the serial report).
 """
 
 from __future__ import annotations
@@ -55,7 +63,11 @@ class SweepResult:
         return all(r.passed for r in self.results)
 
 
-def _signature(result: CaseResult) -> str:
+def failure_signature(result: CaseResult) -> str:
+    """How a case fails: ``"quantity (pair)"`` of its first divergence, ``""`` when it passes.
+
+    Failures with the same signature are shrunk once (see the module docstring).
+    """
     row = result.first
     return "" if row is None else f"{row.quantity} ({row.pair})"
 
@@ -77,17 +89,22 @@ def run_sweep(
     shrink: bool = True,
     max_shrinks: int = 3,
     progress: bool | None = None,
+    shard: tuple[int, int] | None = None,
     **spec_bounds,
 ) -> SweepResult:
     """Check ``n_cases`` random cases (and shrink what fails). See the module docstring.
 
     ``impl`` is checked in place of refbp (labelled ``impl_name`` in the rows);
-    ``impl_ref`` (``MODULE:FUNCTION``) is how a replay command names it.
+    ``impl_ref`` (``MODULE:FUNCTION``) is how a replay command names it. ``shard=(k, n)``
+    checks only the cases with index ``i % n == k`` (see the module docstring).
     """
+    if shard is not None and not (0 <= shard[0] < shard[1]):
+        raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard!r}")
     strategy = cases(dtype=dtype, **spec_bounds)
     started = time.perf_counter()
     results: list[CaseResult] = []
     seen: dict[str, Case] = {}
+    drawn = [0]  # cases drawn so far, checked here or (sharded) elsewhere
     show = sys.stderr.isatty() if progress is None else progress
     bar = _Progress(n_cases, enabled=show)
 
@@ -106,12 +123,16 @@ def run_sweep(
     @hypothesis_seed(seed)
     @given(strategy)
     def generate(case: Case) -> None:
-        if len(results) >= n_cases:
+        index = drawn[0]
+        if index >= n_cases:
             return
-        case_id = f"c{len(results) + 1:04d}"
+        drawn[0] += 1
+        if shard is not None and index % shard[1] != shard[0]:
+            return
+        case_id = f"c{index + 1:04d}"
         seen[case_id] = case
         results.append(check(case, case_id))
-        bar.update(len(results))
+        bar.update(drawn[0])
 
     interrupted = False
     try:
@@ -125,7 +146,7 @@ def run_sweep(
     if shrink and not interrupted:
         signatures: list[str] = []
         for result in results:
-            sig = _signature(result)
+            sig = failure_signature(result)
             if sig and sig not in signatures:
                 signatures.append(sig)
         for number, sig in enumerate(signatures[:max_shrinks], start=1):
@@ -139,6 +160,7 @@ def run_sweep(
             first = result.first
             shrunk.append(
                 {
+                    "case_id": case_id,
                     "signature": sig,
                     "case": smallest.to_dict(),
                     "replay": smallest.replay_command(impl=impl_ref),
@@ -177,7 +199,7 @@ def _shrink(strategy, seed: int, n_cases: int, signature: str, check) -> Case | 
     @hypothesis_seed(seed)
     @given(strategy)
     def search(case: Case) -> None:
-        if _signature(check(case, "shrinking")) == signature:
+        if failure_signature(check(case, "shrinking")) == signature:
             last.append(case)
             raise _FoundError
 

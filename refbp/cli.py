@@ -23,6 +23,10 @@ EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
 COMMANDS: dict[str, str] = {
     "sweep": "oracle.commands.sweep",
     "replay": "oracle.commands.replay",
+    "bench": "oracle.commands.bench",
+    "check": "grading.check_command",
+    "grade": "grading.grade_command",
+    "examples": "worked.command",
 }
 
 

@@ -38,7 +38,8 @@ def as_targets(spec: NetworkSpec, T: Any, batch: int, *, source: str = "targets"
     """Targets for a batch of ``batch`` examples.
 
     Integer labels of shape ``(N,)`` when ``spec.loss.targets == "index"``; otherwise an
-    array shaped like the network output (a single example may be a 1-D vector).
+    array shaped like the network output. A single example may be a 1-D vector of length
+    ``outputs``; for a one-output network, a 1-D vector of length ``N`` holds one target per example.
     """
     if spec.loss.targets == "index":
         labels = np.asarray(T)
@@ -54,7 +55,9 @@ def as_targets(spec: NetworkSpec, T: Any, batch: int, *, source: str = "targets"
     except (TypeError, ValueError):
         raise InputError("T", "numbers", T, source=source) from None
     shape = spec.target_shape(batch)
-    if array.ndim == 1 and array.shape[0] == spec.outputs and batch == 1:
+    if array.ndim == 1 and (
+        (array.shape[0] == spec.outputs and batch == 1) or (spec.outputs == 1 and array.shape[0] == batch)
+    ):
         array = array.reshape(shape)
     if array.shape != shape:
         raise InputError("T", f"shape {shape} for layout {spec.layout}", f"shape {array.shape}", source=source)

@@ -129,6 +129,16 @@ def test_writes_all_four_files(tmp_path, failing_rows, meta):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["sweep.csv", "sweep.html", "sweep.json", "sweep.md"]
 
 
+def test_reports_get_the_ordinary_file_mode(tmp_path, failing_rows, meta):
+    old = os.umask(0o027)
+    try:
+        paths = write_reports(tmp_path, failing_rows, meta)
+    finally:
+        os.umask(old)
+    assert {p.stat().st_mode & 0o777 for p in paths.values()} == {0o640}
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
 def test_stem(tmp_path, failing_rows, meta):
     paths = write_reports(tmp_path, failing_rows, meta, stem="check")
     assert paths["md"].name == "check.md"

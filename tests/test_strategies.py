@@ -1,0 +1,85 @@
+"""The public hypothesis strategies: bounds as keyword arguments, shapes and values that fit the spec."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from oracle.check import check_case
+from oracle.strategies import backprop_inputs, batches, cases, network_specs, parameters
+from refbp.spec import LayerSpec, LossSpec, NetworkSpec
+
+FAST = settings(max_examples=40, deadline=None)
+
+
+@FAST
+@given(network_specs(min_depth=2, max_depth=3, min_width=3, max_width=4, min_inputs=2, max_inputs=2, l2=False))
+def test_network_spec_bounds(spec: NetworkSpec) -> None:
+    assert 2 <= spec.depth <= 3
+    assert all(3 <= layer.units <= 4 for layer in spec.layers)
+    assert spec.inputs == 2 and spec.l2.lam == 0.0
+
+
+@FAST
+@given(st.data())
+def test_parameters_have_the_spec_shapes_dtype_and_bounds(data) -> None:
+    spec = data.draw(network_specs(max_depth=3, dtype=data.draw(st.sampled_from(["float64", "float32"]))))
+    params = data.draw(parameters(spec, min_value=-0.3, max_value=0.7))
+    assert {name: p.shape for name, p in params.items()} == spec.parameter_shapes()
+    for p in params.values():
+        assert p.dtype == np.dtype(spec.dtype)
+        assert p.min(initial=0.0) >= -0.3 and p.max(initial=0.0) <= 0.7
+
+
+@FAST
+@given(st.data())
+def test_batches_fit_the_loss(data) -> None:
+    spec = data.draw(network_specs(max_depth=2))
+    X, T = data.draw(batches(spec, min_batch=2, max_batch=5, min_value=-0.5, max_value=0.5, soft_targets=False))
+    batch = X.shape[spec.batch_axis]
+    assert 2 <= batch <= 5 and X.shape == spec.input_shape(batch)
+    assert np.abs(X).max() <= 0.5
+    kind = spec.loss.kind
+    if kind == "softmax_cross_entropy" and spec.loss.targets == "index":
+        assert T.shape == (batch,) and T.dtype == np.int64
+        assert T.min() >= 0 and T.max() < spec.outputs
+        return
+    assert T.shape == spec.target_shape(batch)
+    if kind == "softmax_cross_entropy":  # one-hot: each example's targets are 0s and a single 1
+        unit_axis = 1 - spec.batch_axis
+        assert set(np.unique(T)) <= {0.0, 1.0} and np.all(T.sum(axis=unit_axis) == 1.0)
+    elif kind == "binary_cross_entropy":
+        assert T.min() >= 0.0 and T.max() <= 1.0
+    else:
+        assert np.abs(T).max() <= 0.5
+
+
+@FAST
+@given(parameters(NetworkSpec(inputs=2, layers=(LayerSpec(2),), dtype="float32"), min_value=0.1, max_value=0.3))
+def test_float32_bounds_that_float32_cannot_hold_are_rounded_inward(params) -> None:
+    for p in params.values():
+        assert p.dtype == np.float32 and p.min() >= 0.1 and p.max() <= 0.3
+
+
+@settings(max_examples=30, deadline=None)
+@given(backprop_inputs(max_depth=3, activations=["sigmoid", "tanh"], batch_bounds={"max_batch": 3}))
+def test_refbp_matches_the_torch_twin_on_drawn_inputs(inputs) -> None:
+    spec, params, X, T = inputs
+    result = check_case("drawn", spec, params, X, T, fd="off")
+    assert result.passed, [r for r in result.rows if r.status != "ok"]
+
+
+@FAST
+@given(backprop_inputs(specs=st.just(NetworkSpec(inputs=3, layers=(LayerSpec(2, "softmax"),),
+                                                  loss=LossSpec("softmax_cross_entropy", targets="index")))))
+def test_backprop_inputs_with_a_fixed_spec(inputs) -> None:
+    spec, params, X, T = inputs
+    assert spec.inputs == 3 and X.shape[1] == 3 and set(params) == {"W1", "b1"}
+    assert T.dtype == np.int64 and set(T) <= {0, 1}
+
+
+@FAST
+@given(cases(max_depth=2, max_batch=2))
+def test_cases_still_draw_seeded_cases(case) -> None:
+    assert case.spec.depth <= 2 and 1 <= case.batch <= 2 and case.seed >= 0
