@@ -1,0 +1,75 @@
+"""``refbp examples``: exit status, terminal table and the Markdown / HTML / JSON reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from refbp.cli import EXIT_FOUND, EXIT_OK, main
+from worked.command import BUNDLED_DIR
+
+
+def test_bundled_examples_exit_1_and_report_the_two_wrong_claims(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    copy = tmp_path / "elsewhere" / "claims.json"
+    rc = main(["examples", "--out", str(tmp_path / "r"), "--json", str(copy)])
+    out = capsys.readouterr().out
+    assert rc == EXIT_FOUND
+    assert "FAIL: 4 worked examples, 115 claims (113 ok, 2 wrong)" in out
+    wrong_lines = [line for line in out.splitlines() if "  wrong  " in line]
+    assert len(wrong_lines) == 2
+    assert "dE/db1" in wrong_lines[0] and "0.0008" in wrong_lines[0] and "0.0024" in wrong_lines[0]
+    assert "dl/dx[1]" in wrong_lines[1] and "sign flipped" in wrong_lines[1]
+
+    summary = json.loads((tmp_path / "r" / "worked_examples.json").read_text(encoding="utf-8"))
+    assert json.loads(copy.read_text(encoding="utf-8")) == summary
+    assert summary["verdict"] == "fail"
+    assert summary["counts_by_status"] == {"ok": 113, "wrong": 2, "unsupported": 0, "disagree": 0}
+    assert [(w["file"], w["where"], w["claim"], w["printed"], w["should_read"]) for w in summary["wrong"]] == [
+        ("worked/examples/seed001_case1.toml", "", "dE/db1", "0.0008", "0.0024"),
+        ("worked/examples/seed001_case2.toml", "part c", "dl/dx[1]", "2", "-2"),
+    ]
+    db1 = next(c for e in summary["examples"] for c in e["claims"] if c["claim"] == "dE/db1")
+    assert db1["entry"] == "dL/db1[0]"
+    assert db1["computed"] == pytest.approx(0.0023882, abs=1e-7)
+    assert db1["computed_by"]["torch"] == pytest.approx(db1["computed"], rel=1e-12)
+    assert db1["line"] == _line(BUNDLED_DIR / "seed001_case1.toml", '"dE/db1"')
+
+    md = (tmp_path / "r" / "worked_examples.md").read_text(encoding="utf-8")
+    assert "### Wrong claims" in md
+    assert "| `worked/examples/seed001_case1.toml` |   | `dE/db1` | `0.0008` | `0.0024` |" in md
+    assert md.count("**wrong**") == 2
+    html = (tmp_path / "r" / "worked_examples.html").read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>")
+    assert html.count('<span class="bad">wrong</span>') == 2
+    assert "h1→o1" in html and "<script" not in html
+
+
+def _line(path: Path, fragment: str) -> int:
+    return next(n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if fragment in line)
+
+
+def test_own_examples_pass_with_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    files = [str(BUNDLED_DIR / "softmax_cross_entropy.toml"), str(BUNDLED_DIR / "l2_gradient_descent.toml")]
+    rc = main(["examples", *files, "--out", str(tmp_path), "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == EXIT_OK
+    assert out.splitlines()[0] == "PASS: 2 worked examples, 42 claims (42 ok)"
+    summary = json.loads((tmp_path / "worked_examples.json").read_text(encoding="utf-8"))
+    assert summary["wrong"] == []
+    steps = {c["step"] for e in summary["examples"] for c in e["claims"]}
+    assert steps == {0, 1, 2, 3}
+
+
+def test_markdown_escapes_what_the_notes_write(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    text = (BUNDLED_DIR / "l2_gradient_descent.toml").read_text(encoding="utf-8")
+    text = text.replace('title = "Linear unit', 'title = "A | pipe and <b>tag</b> in the linear unit')
+    path = tmp_path / "odd.toml"
+    path.write_text(text, encoding="utf-8")
+    assert main(["examples", str(path), "--out", str(tmp_path / "r")]) == EXIT_OK
+    capsys.readouterr()
+    md = (tmp_path / "r" / "worked_examples.md").read_text(encoding="utf-8")
+    html = (tmp_path / "r" / "worked_examples.html").read_text(encoding="utf-8")
+    assert "A \\| pipe and &lt;b&gt;tag&lt;/b&gt;" in md
+    assert "<b>tag</b>" not in html and "&lt;b&gt;tag&lt;/b&gt;" in html

@@ -1,0 +1,210 @@
+"""Reports of a worked-example check: one claim table per example, as text, Markdown, HTML and JSON.
+
+Every report is rendered from the summary of :func:`summarise` (a plain dict, exactly
+what the JSON holds), so the four always say the same. Columns of a claim table:
+
+``where``       the part of the exercise and the gradient-descent step (blank: part and step 0)
+``claim``       the reference as written in the file (the notes' notation)
+``printed``     the number as printed
+``should read`` the true value written with the printed precision
+``computed``    refbp's value, 6 significant digits
+``status``      ``ok`` / ``wrong`` / ``unsupported`` / ``disagree``
+``checked by``  which of refbp, torch and finite differences agree
+``hint``        for a wrong claim, the likely cause (see :mod:`worked.hints`)
+
+Files (each written atomically, all rendered before any is written):
+``worked_examples.json``, ``worked_examples.md``, ``worked_examples.html`` in the output
+folder, plus an optional extra copy of the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from oracle.report import _CSS, _e, _html_table, _jsonable, _md_code, _md_table, _md_text, _write_all_atomically
+from worked.evaluate import FAILING, STATUSES, ClaimResult
+from worked.example_file import WorkedExample
+
+STEM = "worked_examples"
+HEADERS = ("where", "claim", "printed", "should read", "computed", "status", "checked by", "hint")
+
+
+def claim_record(result: ClaimResult) -> dict[str, Any]:
+    """One claim as a JSON-ready dict."""
+    claim = result.claim
+    return {
+        "part": result.part,
+        "step": claim.step,
+        "where": result.where,
+        "claim": claim.reference,
+        "entry": claim.entry.canonical(),
+        "line": claim.line,
+        "printed": claim.printed.text,
+        "should_read": result.should_read,
+        "computed": result.value,
+        "computed_by": dict(result.by),
+        "status": result.status,
+        "match": result.match,
+        "units_off": result.units_off,
+        "slack_units": claim.slack_units,
+        "checked_by": result.agreement,
+        "hint": result.hint,
+        "note": claim.note,
+    }
+
+
+def summarise(checked: Sequence[tuple[WorkedExample, list[ClaimResult]]], meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The whole run as one dict: verdict, counts by status, and every example's claims."""
+    examples = []
+    counts = dict.fromkeys(STATUSES, 0)
+    for example, results in checked:
+        records = [claim_record(r) for r in results]
+        for record in records:
+            counts[record["status"]] += 1
+        examples.append(
+            {
+                "title": example.title,
+                "file": example.source,
+                "source": example.origin,
+                "n_claims": len(records),
+                "n_wrong": sum(r["status"] == "wrong" for r in records),
+                "claims": records,
+            }
+        )
+    failing = sum(counts[s] for s in FAILING)
+    return _jsonable(
+        {
+            "schema": 1,
+            "meta": dict(meta),
+            "verdict": "fail" if failing else "pass",
+            "n_examples": len(examples),
+            "n_claims": sum(counts.values()),
+            "counts_by_status": counts,
+            "wrong": [
+                {"file": e["file"], "where": c["where"], "claim": c["claim"], "printed": c["printed"],
+                 "should_read": c["should_read"], "hint": c["hint"]}
+                for e in examples for c in e["claims"] if c["status"] == "wrong"
+            ],
+            "examples": examples,
+        }
+    )  # fmt: skip
+
+
+def _computed(record: Mapping[str, Any]) -> str:
+    value = record["computed"]
+    return "nan" if value is None else f"{value:.6g}"
+
+
+def _cells(record: Mapping[str, Any]) -> list[str]:
+    hint = record["hint"] or ""
+    if record["note"]:
+        hint = f"{hint} [{record['note']}]" if hint else f"[{record['note']}]"
+    return [
+        record["where"],
+        record["claim"],
+        record["printed"],
+        record["should_read"],
+        _computed(record),
+        record["status"],
+        record["checked_by"],
+        hint,
+    ]
+
+
+def _verdict_line(summary: Mapping[str, Any]) -> str:
+    counts = summary["counts_by_status"]
+    parts = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts.get(s))
+    word = "PASS" if summary["verdict"] == "pass" else "FAIL"
+    n, claims = summary["n_examples"], summary["n_claims"]
+    return f"{word}: {n} worked example{'s' * (n != 1)}, {claims} claim{'s' * (claims != 1)} ({parts})"
+
+
+def render_text(summary: Mapping[str, Any]) -> str:
+    """The terminal view: one table per example, then the verdict."""
+    out = []
+    for example in summary["examples"]:
+        out.append(f"{example['title']}  ({example['file']})")
+        rows = [_cells(r) for r in example["claims"]]
+        out.append(tabulate(rows, headers=HEADERS, tablefmt="simple", disable_numparse=True))
+        out.append("")
+    out.append(_verdict_line(summary))
+    return "\n".join(out)
+
+
+def render_markdown(summary: Mapping[str, Any]) -> str:
+    """The Markdown report: the verdict, the wrong claims first, then every example's table."""
+    lines = ["## Worked examples", "", f"**{_md_text(_verdict_line(summary))}**", ""]
+    if summary["wrong"]:
+        lines += ["### Wrong claims", ""]
+        rows = [
+            [_md_code(w["file"]), _md_text(w["where"]), _md_code(w["claim"]), _md_code(w["printed"]),
+             _md_code(w["should_read"]), _md_text(w["hint"])]
+            for w in summary["wrong"]
+        ]  # fmt: skip
+        lines += [_md_table(["file", "where", "claim", "printed", "should read", "hint"], rows), ""]
+    for example in summary["examples"]:
+        lines += [f"### {_md_text(example['title'])}", ""]
+        source = f" — {_md_text(example['source'])}" if example["source"] else ""
+        lines += [f"{_md_code(example['file'])}{source}", ""]
+        rows = []
+        for record in example["claims"]:
+            cells = _cells(record)
+            status = f"**{cells[5]}**" if record["status"] in FAILING else cells[5]
+            rows.append(
+                [_md_text(cells[0]), _md_code(cells[1]), _md_code(cells[2]), _md_code(cells[3]), cells[4], status,
+                 _md_text(cells[6]), _md_text(cells[7])]
+            )  # fmt: skip
+        lines += [_md_table(list(HEADERS), rows, right=[4]), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_html(summary: Mapping[str, Any]) -> str:
+    """One self-contained page with the verdict and a claim table per example."""
+    word = "PASS" if summary["verdict"] == "pass" else "FAIL"
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>Worked examples — {word}</title>",
+        f"<style>{_CSS}</style></head><body><main>",
+        "<h1>Worked examples</h1>",
+        f'<div class="banner {word.lower()}" role="status"><b>{word}</b> {_e(_verdict_line(summary))}</div>',
+    ]
+    for example in summary["examples"]:
+        out.append(f"<h2>{_e(example['title'])}</h2>")
+        source = f" — {_e(example['source'])}" if example["source"] else ""
+        out.append(f'<p class="muted"><code>{_e(example["file"])}</code>{source}</p>')
+        rows = []
+        for record in example["claims"]:
+            cells = [_e(c) for c in _cells(record)]
+            for i in (1, 2, 3):
+                cells[i] = f"<code>{cells[i]}</code>"
+            if record["status"] in FAILING:
+                cells[5] = f'<span class="bad">{cells[5]}</span>'
+            rows.append(cells)
+        out.append(_html_table(list(HEADERS), rows, num=[2, 3, 4]))
+    out.append("</main></body></html>")
+    return "\n".join(out) + "\n"
+
+
+def write_reports(out_dir: Path | str, summary: Mapping[str, Any], json_copy: Path | str | None = None) -> list[Path]:
+    """Write ``worked_examples.{json,md,html}`` into ``out_dir`` (and the JSON to ``json_copy``); return the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(summary, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+    files = {
+        out_dir / f"{STEM}.json": text,
+        out_dir / f"{STEM}.md": render_markdown(summary),
+        out_dir / f"{STEM}.html": render_html(summary),
+    }
+    if json_copy is not None:
+        json_copy = Path(json_copy)
+        json_copy.parent.mkdir(parents=True, exist_ok=True)
+        files[json_copy] = text
+    _write_all_atomically(files)
+    return list(files)
