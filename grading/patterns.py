@@ -1,0 +1,181 @@
+"""The catalogue of known bugs, as data: a name, a test on the numbers, a hint for the student.
+
+A test gets the oracle's value, the student's value and the check's :class:`Hints` and
+says whether the student's value is what that bug produces. Some bugs are recognised from
+the numbers alone (a sign flip, a factor of ``N``); others need the oracle's help: it
+computes what a buggy version returns (``Hints.alternatives[pattern name]``) or each
+example's contribution (``Hints.per_example``). :func:`diagnose` tries the patterns in
+catalogue order and falls back to :func:`oracle.diagnosis.array_pattern` for a generic
+description ("scaled by 0.37", "all zeros").
+
+Hints are templates: ``{m}`` is the batch-size name of the course (``N`` or ``m``),
+``{batch}`` its value, ``{got_shape}`` and ``{expected_shape}`` the two shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from grading.plan import Hints
+from oracle.diagnosis import array_pattern
+
+#: Relative closeness (of the largest magnitude) at which a bug's values count as a match.
+MATCH_RTOL = 1e-6
+
+PatternTest = Callable[[np.ndarray, np.ndarray, Hints], bool]
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One known bug: ``test(expected, got, hints) -> bool`` and the hint shown when it matches."""
+
+    name: str
+    test: PatternTest
+    hint: str
+
+
+def close(a: np.ndarray, b: np.ndarray, rtol: float = MATCH_RTOL) -> bool:
+    """Same shape and every entry within ``rtol`` of the larger of the two arrays' magnitudes."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return False
+    scale = max(float(np.abs(a).max(initial=0.0)), float(np.abs(b).max(initial=0.0)), 1e-300)
+    return bool(np.all(np.abs(a - b) <= rtol * scale))
+
+
+def _alternative(name: str) -> PatternTest:
+    """A test that matches when ``got`` equals what the oracle computed for the bug ``name``."""
+
+    def test(expected: np.ndarray, got: np.ndarray, hints: Hints) -> bool:
+        return any(close(got, alt) for alt in hints.alternatives.get(name, ()))
+
+    return test
+
+
+def _reshape_needed(expected: np.ndarray, got: np.ndarray, hints: Hints) -> bool:
+    return got.shape != expected.shape and got.size == expected.size and close(got.reshape(expected.shape), expected)
+
+
+def _transposed(expected: np.ndarray, got: np.ndarray, hints: Hints) -> bool:
+    return (
+        expected.ndim == 2 and got.shape == expected.shape[::-1] and not close(got, expected) and close(got, expected.T)
+    )
+
+
+def _sign_flipped(expected: np.ndarray, got: np.ndarray, hints: Hints) -> bool:
+    return bool(np.any(expected)) and (close(got, -expected) or _alternative("sign_flipped")(expected, got, hints))
+
+
+def _bias_averaged(expected: np.ndarray, got: np.ndarray, hints: Hints) -> bool:
+    return hints.bias_sum and hints.batch > 1 and close(got, expected / hints.batch)
+
+
+def _scaled(factor: Callable[[int], float]) -> PatternTest:
+    def test(expected: np.ndarray, got: np.ndarray, hints: Hints) -> bool:
+        return hints.batch > 1 and bool(np.any(expected)) and close(got, expected * factor(hints.batch))
+
+    return test
+
+
+def _partial_batch(expected: np.ndarray, got: np.ndarray, hints: Hints) -> bool:
+    """Right for some examples only (batched values), or a sum over a strict subset of the examples."""
+    if got.shape != expected.shape or not np.all(np.isfinite(got)) or hints.batch < 2:
+        return False
+    scale = max(float(np.abs(expected).max(initial=0.0)), 1e-300)
+    if hints.batch_axis is not None:
+        errors = np.moveaxis(np.abs(got - expected), hints.batch_axis, 0).reshape(hints.batch, -1).max(axis=1)
+        good = errors <= MATCH_RTOL * scale
+        return bool(good.any() and not good.all())
+    if hints.per_example is None:
+        return False
+    basis = np.asarray(hints.per_example, dtype=np.float64).reshape(hints.batch, -1).T
+    if basis.shape[0] < hints.batch or np.linalg.matrix_rank(basis) < hints.batch:
+        return False
+    weights, *_ = np.linalg.lstsq(basis, got.ravel().astype(np.float64), rcond=None)
+    used = np.abs(weights) > 0.5
+    return (
+        bool(used.any() and not used.all())
+        and close(basis @ weights, got.ravel())
+        and bool(np.allclose(weights[used], weights[used][0], rtol=1e-6))
+    )
+
+
+def _low_precision(expected: np.ndarray, got: np.ndarray, hints: Hints) -> bool:
+    return got.dtype.kind == "f" and got.dtype.itemsize < 8 and close(got, expected, rtol=1e-4)
+
+
+CATALOGUE: tuple[Pattern, ...] = (
+    Pattern("transposed", _transposed, "transposed: shape {got_shape} holds the transpose of the expected result"),
+    Pattern(
+        "reshape_needed",
+        _reshape_needed,
+        "the values are right but the shape is {got_shape} where {expected_shape} is expected: "
+        "keep the summed axis (keepdims=True) or reshape",
+    ),
+    Pattern(
+        "wrong_layer_order",
+        _alternative("wrong_layer_order"),
+        "this is the gradient of a neighbouring layer: the layer numbers are off by one when storing the gradients",
+    ),
+    Pattern(
+        "missing_one_minus_s",
+        _alternative("missing_one_minus_s"),
+        "missing (1 − s) in the sigmoid derivative: σ'(z) = s·(1 − s), not s",
+    ),
+    Pattern("missing_square", _alternative("missing_square"), "the derivative of tanh is 1 − tanh², not 1 − tanh"),
+    Pattern(
+        "derivative_skipped",
+        _alternative("derivative_skipped"),
+        "the upstream gradient is passed through unchanged: multiply it by the activation's derivative",
+    ),
+    Pattern("wrong_axis", _alternative("wrong_axis"), "summed or normalised along the wrong axis"),
+    Pattern(
+        "sign_flipped",
+        _sign_flipped,
+        "sign flipped: (target − prediction) instead of (prediction − target), or + where − belongs",
+    ),
+    Pattern(
+        "bias_averaged",
+        _bias_averaged,
+        "the bias gradient is averaged over the {batch} examples instead of summed",
+    ),
+    Pattern(
+        "missing_batch_division",
+        _scaled(lambda n: float(n)),
+        "{batch} times too large: the 1/{m} (batch size {m} = {batch}) is missing",
+    ),
+    Pattern(
+        "extra_batch_division",
+        _scaled(lambda n: 1.0 / n),
+        "{batch} times too small: divided by {m} = {batch} once too often",
+    ),
+    Pattern(
+        "unstable",
+        lambda expected, got, hints: hints.large_inputs,
+        "wrong only for inputs of magnitude ~1000: exp overflows — subtract the maximum before exp "
+        "(log-sum-exp), or evaluate the sigmoid with exp(−|x|)",
+    ),
+    Pattern(
+        "partial_batch",
+        _partial_batch,
+        "right for some examples only: only part of the batch is used (a loop bound or a slice?)",
+    ),
+    Pattern("low_precision", _low_precision, "computed in single precision: keep float64 throughout"),
+)
+
+
+def diagnose(expected: np.ndarray, got: np.ndarray, hints: Hints) -> tuple[str, str]:
+    """``(pattern name, hint)`` of the first catalogue pattern that matches, else ``("", generic hint or "")``."""
+    expected = np.asarray(expected)
+    got = np.asarray(got)
+    fields = {"m": hints.batch_name, "batch": hints.batch, "got_shape": got.shape, "expected_shape": expected.shape}
+    for pattern in CATALOGUE:
+        if pattern.test(expected, got, hints):
+            return pattern.name, pattern.hint.format(**fields)
+    if got.dtype.kind not in "biuf" or got.size == 0 or expected.size == 0:
+        return "", ""
+    generic = array_pattern(got, expected, batch=hints.batch, outputs=1, batch_axis=hints.batch_axis, rtol=MATCH_RTOL)
+    return "", generic

@@ -1,0 +1,190 @@
+"""The pipe format between the grader and the sandboxed child: framed JSON plus raw array bytes.
+
+One message is::
+
+    8-byte big-endian length of the header | header (UTF-8 JSON) | array bytes, one after another
+
+The header's ``"arrays"`` lists ``{"dtype": "<f8", "shape": [2, 3]}`` for each array, in
+the order their bytes follow. Arrays are plain numbers (bool, integer, float): no
+pickle, no object dtype. Values that nest arrays (a tuple ``(dx, dw, db)``, a dict of
+gradients, a cache) travel as a *tree* in the header whose leaves point into the array list
+(see :func:`encode_tree`).
+
+This module is imported by the child before the submission is loaded and must not import
+anything from the ``grading`` package. It keeps its own references to the few NumPy and
+JSON functions it uses, so a submission that patches ``numpy`` afterwards does not change
+how results are written; the reader treats every message as untrusted and validates it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+#: Array dtype kinds that may cross the pipe: bool, signed and unsigned integers, floats.
+ALLOWED_KINDS = "biuf"
+_LENGTH = struct.Struct(">Q")
+_MAX_DEPTH = 6
+_MAX_NODES = 256
+
+# References taken at import time: later patches of numpy/json by the submission do not reach them.
+_ndarray = np.ndarray
+_tobytes = np.ndarray.tobytes
+_asarray = np.asarray
+_dtype = np.dtype
+_frombuffer = np.frombuffer
+_generic = np.generic
+_dumps = json.dumps
+_loads = json.loads
+_os_write = os.write
+_os_read = os.read
+
+
+class WireError(ValueError):
+    """A message that breaks the format or a limit."""
+
+
+def pack(header: dict[str, Any], arrays: list[np.ndarray]) -> bytes:
+    """One framed message: ``header`` (JSON-able) with ``"arrays"`` added, then the array bytes."""
+    metas, chunks = [], []
+    for array in arrays:
+        metas.append({"dtype": array.dtype.str, "shape": list(array.shape)})
+        chunks.append(_tobytes(array, order="C"))
+    body = _dumps({**header, "arrays": metas}, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    return b"".join([_LENGTH.pack(len(body)), body, *chunks])
+
+
+def write_message(fd: int, header: dict[str, Any], arrays: list[np.ndarray]) -> None:
+    """Write one message to the file descriptor ``fd`` (blocking until all bytes are written)."""
+    view = memoryview(pack(header, arrays))
+    while view:
+        written = _os_write(fd, view)
+        view = view[written:]
+
+
+def read_exactly(read: Callable[[int], bytes], size: int) -> bytes:
+    """``size`` bytes from ``read`` (a function like ``os.read`` bound to an fd); ``WireError`` on EOF."""
+    parts, remaining = [], size
+    while remaining:
+        chunk = read(min(remaining, 1 << 20))
+        if not chunk:
+            raise WireError(f"the stream ended {remaining} bytes before the end of a message")
+        parts.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(parts)
+
+
+def read_message(read: Callable[[int], bytes], *, max_bytes: int) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """Read and validate one message: ``(header, arrays)``; ``WireError`` on anything malformed.
+
+    ``max_bytes`` caps the header and the array bytes together.
+    """
+    (length,) = _LENGTH.unpack(read_exactly(read, _LENGTH.size))
+    if length > max_bytes:
+        raise WireError(f"header of {length} bytes exceeds the limit of {max_bytes}")
+    try:
+        header = _loads(read_exactly(read, length).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise WireError(f"header is not JSON: {err}") from None
+    if not isinstance(header, dict) or not isinstance(header.get("arrays"), list):
+        raise WireError("header is not an object with an 'arrays' list")
+    metas = [_array_meta(meta) for meta in header.pop("arrays")]
+    total = length + sum(size for _, _, size in metas)
+    if total > max_bytes:
+        raise WireError(f"message of {total} bytes exceeds the limit of {max_bytes}")
+    arrays = [_frombuffer(read_exactly(read, size), dtype=dtype).reshape(shape).copy() for dtype, shape, size in metas]
+    return header, arrays
+
+
+def _array_meta(meta: Any) -> tuple[np.dtype, tuple[int, ...], int]:
+    if not isinstance(meta, dict) or not isinstance(meta.get("dtype"), str) or not isinstance(meta.get("shape"), list):
+        raise WireError(f"array entry {meta!r} is not {{'dtype': str, 'shape': list}}")
+    try:
+        dtype = _dtype(meta["dtype"])
+    except TypeError:
+        raise WireError(f"unknown dtype {meta['dtype']!r}") from None
+    if dtype.kind not in ALLOWED_KINDS or dtype.itemsize > 8:
+        raise WireError(f"dtype {dtype} is not a plain number type")
+    shape = meta["shape"]
+    if len(shape) > 32 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        raise WireError(f"bad shape {shape!r}")
+    size = dtype.itemsize
+    for n in shape:
+        size *= n
+    return dtype, tuple(shape), size
+
+
+def encode_tree(value: Any, arrays: list[np.ndarray], *, max_array_bytes: int) -> dict[str, Any]:
+    """A JSON-able description of ``value``; its arrays are appended to ``arrays``.
+
+    Nodes: ``{"array": i}`` (index into ``arrays``), ``{"seq": [...], "type": "tuple"}``,
+    ``{"dict": [[key, node], ...]}`` (string keys), ``{"other": "TypeName"}`` for anything
+    that is not a number, an array of numbers, a tuple/list or a dict (and for arrays over
+    ``max_array_bytes``, ``{"other": ..., "too_large": shape}``).
+    """
+    budget = [_MAX_NODES]
+
+    def node(item: Any, depth: int) -> dict[str, Any]:
+        budget[0] -= 1
+        if budget[0] < 0 or depth > _MAX_DEPTH:
+            return {"other": "…", "note": "too deeply nested or too many items"}
+        if isinstance(item, tuple | list):
+            return {"seq": [node(x, depth + 1) for x in item], "type": type(item).__name__}
+        if isinstance(item, dict):
+            return {"dict": [[str(k), node(v, depth + 1)] for k, v in item.items()]}
+        if isinstance(item, bool | int | float | _ndarray | _generic) and not isinstance(item, str):
+            array = _asarray(item)
+            if type(array) is not _ndarray:
+                return {"other": type(item).__name__}
+            if array.dtype.kind not in ALLOWED_KINDS or array.dtype.itemsize > 8:
+                return {"other": f"{type(item).__name__} of dtype {array.dtype}"}
+            if array.nbytes > max_array_bytes:
+                return {"other": type(item).__name__, "too_large": list(array.shape)}
+            arrays.append(array)
+            return {"array": len(arrays) - 1}
+        return {"other": type(item).__name__}
+
+    return node(value, 0)
+
+
+def decode_tree(node: Any, arrays: list[np.ndarray]) -> Any:
+    """The value :func:`encode_tree` described: arrays, tuples, lists, dicts, and :class:`Opaque` leaves."""
+    if not isinstance(node, dict):
+        raise WireError(f"bad tree node {node!r}")
+    if "array" in node:
+        index = node["array"]
+        if not isinstance(index, int) or not 0 <= index < len(arrays):
+            raise WireError(f"array index {index!r} out of range")
+        return arrays[index]
+    if "seq" in node and isinstance(node["seq"], list):
+        items = [decode_tree(x, arrays) for x in node["seq"]]
+        return tuple(items) if node.get("type") == "tuple" else items
+    if "dict" in node and isinstance(node["dict"], list):
+        pairs = node["dict"]
+        if not all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in pairs):
+            raise WireError("bad dict node")
+        return {key: decode_tree(value, arrays) for key, value in pairs}
+    if "other" in node:
+        return Opaque(str(node["other"])[:80], node.get("too_large"))
+    raise WireError(f"bad tree node {node!r}")
+
+
+class Opaque:
+    """A returned value that did not cross the pipe: only its type name (and shape when too large) did."""
+
+    def __init__(self, type_name: str, too_large: Any = None) -> None:
+        self.type_name = type_name
+        self.too_large = too_large
+
+    def describe(self) -> str:
+        if self.too_large is not None:
+            return f"an array of shape {tuple(self.too_large)} (too large to check)"
+        return f"a {self.type_name}"
+
+    def __repr__(self) -> str:
+        return f"Opaque({self.type_name!r})"

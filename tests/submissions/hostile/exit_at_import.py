@@ -1,0 +1,5 @@
+"""Hostile: leaves at import time."""
+
+import sys
+
+sys.exit(3)

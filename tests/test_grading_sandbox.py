@@ -1,0 +1,94 @@
+"""The sandboxed child as seen from inside: limits, environment, working folder, stdin, and the protocol."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from grading.sandbox import Call, ChildCheck, SandboxLimits, run_submission
+
+PROBE = '''
+import os, resource, sys
+import numpy as np
+
+def limits():
+    names = ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_CORE")
+    return np.array([resource.getrlimit(getattr(resource, n))[0] for n in names], dtype=np.int64)
+
+def environment():
+    return {
+        "count": len(os.environ),
+        "home_is_cwd": os.environ.get("HOME") == os.getcwd(),
+        "files_here": len(os.listdir(".")),
+        "stdin_closed": sys.stdin is None,
+        "isolated": sys.flags.isolated,
+    }
+
+def write_file(n):
+    with open("big.bin", "wb") as fh:
+        fh.write(b"z" * int(n))
+    return os.path.getsize("big.bin")
+
+def twice(x):
+    x *= 2
+    return x
+'''
+
+
+def _run(tmp_path: Path, checks, limits=None):
+    path = tmp_path / "probe.py"
+    path.write_text(PROBE)
+    return run_submission(path, ["limits", "environment", "write_file", "twice"], checks, limits)
+
+
+def test_the_child_runs_under_the_limits(tmp_path):
+    limits = SandboxLimits(memory_bytes=700 << 20, file_bytes=1 << 16, submission_seconds=30.0)
+    run = _run(tmp_path, [ChildCheck("l", (Call("limits", ()),), {})], limits)
+    cpu, memory, size, core = run.checks["l"].results[0]
+    assert 30 <= cpu <= 33 and memory == 700 << 20 and size == 1 << 16 and core == 0
+
+
+def test_the_environment_is_scrubbed_and_the_folder_is_private(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOME_TOKEN", "secret")
+    run = _run(tmp_path, [ChildCheck("e", (Call("environment", ()),), {})])
+    env = {k: int(v) for k, v in run.checks["e"].results[0].items()}
+    # PATH, HOME, TMPDIR, LANG, PYTHONDONTWRITEBYTECODE, four thread counts, the run's token: nothing inherited.
+    assert env == {"count": 10, "home_is_cwd": 1, "files_here": 1, "stdin_closed": 1, "isolated": 1}
+
+
+def test_writing_past_the_file_size_limit_fails_inside_the_child(tmp_path):
+    limits = SandboxLimits(file_bytes=1 << 12)
+    checks = [
+        ChildCheck("small", (Call("write_file", ({"literal": 100},)),), {}),
+        ChildCheck("big", (Call("write_file", ({"literal": 1 << 20},)),), {}),
+    ]
+    run = _run(tmp_path, checks, limits)
+    assert int(run.checks["small"].results[0]) == 100
+    error = run.checks["big"].error
+    assert error["type"] == "OSError" and "File too large" in error["message"]
+    assert error["where"] == 'line 20: fh.write(b"z" * int(n))'
+
+
+
+def test_inputs_are_fresh_copies_and_come_back_after_the_call(tmp_path):
+    x = np.arange(3.0)
+    check = ChildCheck("t", (Call("twice", ({"input": "x"},)),), {"x": x}, watch=("x",))
+    run = _run(tmp_path, [check, ChildCheck("t2", check.calls, {"x": x}, watch=("x",))])
+    for name in ("t", "t2"):
+        outcome = run.checks[name]
+        np.testing.assert_array_equal(outcome.results[0], [0.0, 2.0, 4.0])
+        np.testing.assert_array_equal(outcome.watched["x"], [0.0, 2.0, 4.0])  # mutated in the child only
+    np.testing.assert_array_equal(x, [0.0, 1.0, 2.0])
+    assert run.defined == frozenset({"limits", "environment", "write_file", "twice"})
+
+
+def test_nothing_of_the_run_is_left_in_the_temporary_folder(tmp_path, monkeypatch):
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    _run(tmp_path, [ChildCheck("e", (Call("environment", ()),), {})])
+    assert os.listdir(scratch) == []
