@@ -7,6 +7,10 @@ A test asks for the ``bp_oracle`` fixture and calls ``bp_oracle.assert_matches(i
         bp_oracle.assert_matches(my_backprop)              # random networks
         bp_oracle.assert_matches(my_backprop, spec=spec)   # random data for one network
 
+A ``@given`` test drawing its own cases from :mod:`oracle.strategies` asks for the
+session-scoped ``bp_reference`` instead (``bp_reference.reference(spec, params, X, T)``:
+the torch twin's gradients), since Hypothesis refuses function-scoped fixtures there.
+
 Options: ``--refbp-seed`` (default 0), ``--refbp-cases`` (default 30), ``--refbp-dtype``
 (``float64``/``float32``; default float64, or the given spec's), ``--refbp-fd``
 (``full``/``directional``/``off``), ``--refbp-shards`` (default: the number of
@@ -105,7 +109,28 @@ def gate_label(nodeid: str) -> str:
     return _SHARD_ID.sub("", nodeid)
 
 
-class BackpropOracle:
+class BackpropReference:
+    """What ``bp_reference`` gives a test: the torch twin and finite differences of one case, nothing stateful.
+
+    ``spec`` is a :class:`refbp.spec.NetworkSpec`, ``params`` maps ``"W1"``, ``"b1"``, … to
+    arrays of ``spec.parameter_shapes()``, ``X`` has ``spec.input_shape(N)`` and ``T``
+    ``spec.target_shape(N)`` — what :mod:`oracle.strategies` draws.
+    """
+
+    def reference(self, spec, params: Mapping[str, Any], X, T):
+        """The torch twin's ``(ForwardTrace, Gradients)`` (see :func:`oracle.torch_twin.torch_backprop`)."""
+        from oracle.torch_twin import torch_backprop
+
+        return torch_backprop(spec, params, X, T)
+
+    def finite_differences(self, spec, params: Mapping[str, Any], X, T):
+        """Central differences of every gradient (see :func:`oracle.finite_diff.fd_gradients`)."""
+        from oracle.finite_diff import fd_gradients
+
+        return fd_gradients(spec, params, X, T)
+
+
+class BackpropOracle(BackpropReference):
     """What ``bp_oracle`` gives a test: the gate, the torch twin and finite differences, seeded from the options.
 
     ``seed``, ``cases``, ``dtype``, ``fd`` and ``shard`` (``(k, n)`` or ``None``) hold
@@ -135,18 +160,6 @@ class BackpropOracle:
             raise BackpropMismatch(record)
         return record
 
-    def reference(self, spec, params: Mapping[str, Any], X, T):
-        """The torch twin's ``(ForwardTrace, Gradients)`` (see :func:`oracle.torch_twin.torch_backprop`)."""
-        from oracle.torch_twin import torch_backprop
-
-        return torch_backprop(spec, params, X, T)
-
-    def finite_differences(self, spec, params: Mapping[str, Any], X, T):
-        """Central differences of every gradient (see :func:`oracle.finite_diff.fd_gradients`)."""
-        from oracle.finite_diff import fd_gradients
-
-        return fd_gradients(spec, params, X, T)
-
 
 @pytest.fixture
 def bp_oracle(request: pytest.FixtureRequest) -> BackpropOracle:
@@ -162,6 +175,16 @@ def bp_oracle(request: pytest.FixtureRequest) -> BackpropOracle:
         label=gate_label(request.node.nodeid),
         records=records,
     )
+
+
+@pytest.fixture(scope="session")
+def bp_reference() -> BackpropReference:
+    """The torch twin and finite differences for a test's own cases; session-scoped, so it fits ``@given`` tests.
+
+    Hypothesis refuses function-scoped fixtures such as ``bp_oracle`` in ``@given`` tests
+    (``HealthCheck.function_scoped_fixture``); this one holds no state and is not sharded.
+    """
+    return BackpropReference()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -242,7 +265,7 @@ def failure_reports(record: Mapping[str, Any]) -> list[pytest.TestReport]:
     ``<gate test>[c0003 layer 2 dL/dW]``; the failure message names every pair that
     disagrees there, and the replay command of the case.
     """
-    from oracle.gate import failing_rows, replay_command, row_summary
+    from oracle.gate import divergence_hint, failing_rows, replay_command, row_summary
 
     groups: dict[tuple[str, int, str], list[Mapping[str, Any]]] = {}
     for row in failing_rows(record):
@@ -250,10 +273,15 @@ def failure_reports(record: Mapping[str, Any]) -> list[pytest.TestReport]:
     label = record["label"]
     path = label.partition("::")[0]
     reports = []
+    hints: dict[str, str] = {}
     for (case, layer, quantity), rows in groups.items():
         tag = f"{case} {'input' if layer == 0 else f'layer {layer}'} {quantity}"
         nodeid = f"{label[:-1]}-{tag}]" if label.endswith("]") else f"{label}[{tag}]"
         text = "\n".join([f"{case}: " + row_summary(rows[0]), *(row_summary(r) for r in rows[1:])])
+        if case not in hints:
+            hints[case] = divergence_hint(record, case)
+        if hints[case] and not any(row["diagnosis"] for row in rows):
+            text += f"\ndiagnosis: {hints[case]}"
         text += f"\nreplay: {replay_command(record, case)}"
         for when, outcome in (("setup", "passed"), ("call", "failed"), ("teardown", "passed")):
             longrepr = text if outcome == "failed" else None

@@ -48,6 +48,8 @@ from refbp.spec import (
     NetworkSpec,
 )
 
+__all__ = ["HIDDEN_ACTIVATIONS", "backprop_inputs", "batches", "cases", "layer_specs", "network_specs", "parameters"]
+
 HIDDEN_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a != "softmax")
 
 
@@ -163,7 +165,10 @@ def parameters(
 ) -> dict[str, np.ndarray]:
     """Parameters of ``spec``: ``{"W1": …, "b1": …}`` shaped by ``spec.parameter_shapes()``, in ``spec.dtype``.
 
-    Every entry lies in ``[min_value, max_value]``.
+    ``W_l`` is ``(n_{l-1}, n_l)`` for layout ``in_out`` and ``(n_l, n_{l-1})`` for ``out_in``;
+    ``b_l`` is ``(n_l,)`` for a ``per_unit`` bias, ``(1,)`` for a ``shared`` one, and absent
+    for ``none``. Every entry lies in ``[min_value, max_value]`` (for ``float32``, the
+    nearest ``float32`` values inside the bounds).
     """
     values = _values(spec.dtype, min_value, max_value)
     return {name: draw(arrays(spec.dtype, shape, elements=values)) for name, shape in spec.parameter_shapes().items()}

@@ -12,6 +12,7 @@ from oracle.gate import (
     Adapter,
     BackpropMismatch,
     assert_backprop_matches,
+    divergence_hint,
     failing_rows,
     implementation_ref,
     merge_records,
@@ -152,3 +153,94 @@ def test_merge_rejects_incomplete_or_mixed_shards() -> None:
 def test_report_stem() -> None:
     assert report_stem("tests/test_x.py::test_y[a-b]") == "test_x-test_y-a-b"
     assert report_stem("tests/test_x.py::TestK::test_y#2") == "test_x-TestK-test_y-2"
+
+
+def _as_dict(grads, **scale: float) -> dict[str, np.ndarray]:
+    """refbp's gradients as a ``{"W1": …, "b1": …, "x": …}`` dict, entries named in ``scale`` multiplied."""
+    out = {**grads.by_parameter(), "x": grads.grad_x}
+    return {name: value * scale.get(name, 1.0) for name, value in out.items()}
+
+
+def forgets_the_first_activation_derivative(spec, params, X, T):
+    """The demo's bug on SPEC (layout in_out): ``δ_1 = ∂L/∂a_1``, without ``f'(z_1)``."""
+    _, grads = backprop(spec, params, X, T)
+    delta = grads.layers[0].grad_a  # (N, n_1)
+    out = _as_dict(grads)
+    out.update(W1=X.T @ delta, b1=delta.sum(axis=0), x=delta @ params["W1"].T)
+    return out
+
+
+def first_weights_times_1_5(spec, params, X, T):
+    return _as_dict(backprop(spec, params, X, T)[1], W1=1.5)
+
+
+def output_layer_times_3(spec, params, X, T):
+    return _as_dict(backprop(spec, params, X, T)[1], W2=3.0, b2=3.0)
+
+
+def input_gradient_negated(spec, params, X, T):
+    return _as_dict(backprop(spec, params, X, T)[1], x=-1.0)
+
+
+def _first_failing_case(record) -> str:
+    return failing_rows(record)[0]["case"]
+
+
+@pytest.mark.parametrize(
+    ("impl", "hint"),
+    [
+        (
+            forgets_the_first_activation_derivative,
+            "layer 2 agrees, layer 1 does not (dL/dW, dL/db): the error enters in the backward step into layer 1"
+            " — ∂L/∂a_1 from δ_2 and W_2, or the derivative of tanh in δ_1",
+        ),
+        (first_weights_times_1_5, "∂L/∂b_1 agrees but ∂L/∂W_1 does not, so δ_1 is probably right: check ∂L/∂W_1"),
+        (output_layer_times_3, "the output layer 2 already diverges (dL/dW, dL/db): check ∂L/∂a_2 of the half_sse"),
+        (input_gradient_negated, "every layer's gradients agree but ∂L/∂x does not"),
+    ],
+)
+def test_the_divergence_hint_localises_a_bug_from_parameter_gradients(impl, hint: str) -> None:
+    record = run_gate(impl, SPEC, cases=2, seed=4, fd="off", max_shrinks=0)
+    assert not record_passed(record)
+    assert divergence_hint(record, _first_failing_case(record)).startswith(hint)
+
+
+def test_no_divergence_hint_without_layers_that_agree() -> None:
+    only_dx = Adapter(input_gradient_negated, provides=frozenset({"dL/dx"}))
+    record = run_gate(only_dx, SPEC, cases=1, fd="off", max_shrinks=0)
+    assert divergence_hint(record, _first_failing_case(record)) == ""  # no layer compared: nothing agrees
+    record = run_gate(first_weights_times_1_5, SPEC, cases=1, fd="off", max_shrinks=0)
+    assert {r["layer"] for r in failing_rows(record)} == {1}
+    assert divergence_hint({**record, "rows": [r for r in record["rows"] if r["layer"] != 2]}, "c0001") == ""
+
+
+def test_the_hint_stays_out_of_forward_failures() -> None:
+    def wrong_forward(spec, params, X, T):
+        trace, grads = backprop(spec, params, X, T)
+        trace.layers[0].a = trace.layers[0].a + 1.0
+        grads.layers[0].grad_W = 2 * grads.layers[0].grad_W
+        return trace, grads
+
+    record = run_gate(wrong_forward, SPEC, cases=1, fd="off", max_shrinks=0)
+    assert {r["quantity"] for r in failing_rows(record)} >= {"a", "dL/dW"}
+    assert divergence_hint(record, "c0001") == ""
+
+
+def test_a_message_without_row_diagnoses_ends_with_the_hint() -> None:
+    with pytest.raises(BackpropMismatch) as caught:
+        assert_backprop_matches(forgets_the_first_activation_derivative, SPEC, cases=3, seed=2)
+    lines = str(caught.value).splitlines()
+    header = next(line for line in lines if line.lstrip().startswith("layer    quantity"))
+    assert header.split() == ["layer", "quantity", "pair", "status", "max", "rel", "err", "tolerance"]
+    assert lines[-2].startswith("diagnosis: layer 2 agrees, layer 1 does not")
+    assert lines[-1].startswith("replay: refbp replay '") and lines[-1].endswith(
+        f"--impl {__name__}:forgets_the_first_activation_derivative"
+    )
+
+
+def test_a_message_says_when_the_replay_cannot_load_the_implementation() -> None:
+    with pytest.raises(BackpropMismatch) as caught:
+        assert_backprop_matches(lambda *args: doubled_output_weights(*args), SPEC, cases=1)
+    lines = str(caught.value).splitlines()
+    assert lines[-2].startswith("replay: refbp replay '") and "--impl" not in lines[-2]
+    assert "cannot be imported by name, so this replays refbp itself" in lines[-1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from oracle.compare import FAILING_STATUSES
 from oracle.pytest_plugin import gate_label
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "gate_demo"
@@ -37,9 +39,28 @@ def project(tmp_path_factory) -> Path:
 
 
 def _testcases(path: Path) -> dict[str, str | None]:
-    """``{name: failure message or None}`` of every JUnit testcase."""
+    """``{name: failure message or None}`` of every JUnit testcase (each name once, see :func:`_testcase_names`)."""
     cases = ET.parse(path).getroot().iter("testcase")
     return {c.get("name"): (c.find("failure").get("message") if c.find("failure") is not None else None) for c in cases}
+
+
+def _testcase_names(path: Path) -> list[str]:
+    """The names of the JUnit testcases in file order, duplicates kept."""
+    return [c.get("name") for c in ET.parse(path).getroot().iter("testcase")]
+
+
+def _failure_testcases(report_dir: Path, gate: str) -> set[str]:
+    """The JUnit testcase names a gate's CSV report calls for: one per failing ``(case, layer, quantity)``."""
+    rows = pd.read_csv(report_dir / f"test_gradients-{gate}.csv")
+    failing = rows[rows["status"].isin(FAILING_STATUSES)]
+    return {
+        f"{gate}[{case} {'input' if layer == 0 else f'layer {layer}'} {quantity}]"
+        for case, layer, quantity in zip(failing["case"], failing["layer"], failing["quantity"], strict=True)
+    }
+
+
+def _without_wall_times(markdown: str) -> str:
+    return re.sub(r"wall time: `[^`]*`", "wall time: `…`", markdown)
 
 
 def test_the_buggy_implementation_fails_at_layer_1(project: Path, tmp_path: Path) -> None:
@@ -57,6 +78,11 @@ def test_the_buggy_implementation_fails_at_layer_1(project: Path, tmp_path: Path
     assert "c0003: layer 1, dL/dW (impl~torch): mismatch" in out  # the bug is in layer 1's backward step
     assert "layer 2, dL/dW" not in out and "layer 3, dL/dW" not in out
     assert "--impl gate_demo.backprop_buggy:backprop" in out
+    assert "smallest failing case (shrunk-1: 2 layer(s), batch 1):" in out
+    # The demo returns parameter gradients only: the diagnosis comes from which layers still agree.
+    assert "diagnosis: layer 2 agrees, layer 1 does not (dL/dW, dL/db)" in out
+    replay = re.search(r"replay: refbp replay '([^']+)' --impl gate_demo.backprop_buggy:backprop", out)
+    assert replay is not None and json.loads(replay.group(1))["batch"] == 1
     assert "2 failed, 1 passed" in out
 
     report = json.loads((tmp_path / "reports" / "test_gradients-test_backprop_on_random_networks.json").read_text())
@@ -65,24 +91,40 @@ def test_the_buggy_implementation_fails_at_layer_1(project: Path, tmp_path: Path
     assert first_layers == {(1, "dL/dW")}
 
     # JUnit: the two gate tests, the passing strategy test, and one testcase per failing (case, layer, quantity).
+    names = _testcase_names(tmp_path / "junit.xml")
     testcases = _testcases(tmp_path / "junit.xml")
-    rows = pd.read_csv(tmp_path / "reports" / "test_gradients-test_backprop_on_random_networks.csv")
-    failing = rows[rows["status"] == "mismatch"]
-    expected = {f"test_backprop_on_random_networks[{c} {'input' if layer == 0 else f'layer {layer}'} {q}]"
-                for c, layer, q in zip(failing["case"], failing["layer"], failing["quantity"], strict=True)}
-    assert expected <= set(testcases)
-    assert {name for name in testcases if name.startswith("test_backprop_on_random_networks[")} == expected
+    assert len(names) == len(testcases)  # each (case, layer, quantity) once
+    expected = set()
+    for gate in ("test_backprop_on_random_networks", "test_backprop_on_the_course_network"):
+        expected |= _failure_testcases(tmp_path / "reports", gate)
+    assert set(names) == expected | {
+        "test_backprop_on_random_networks",
+        "test_backprop_on_the_course_network",
+        "test_gradients_have_the_parameter_shapes",
+    }
+    assert {" ".join(name.split("[")[1].rstrip("]").split()[1:]) for name in expected} == {
+        "layer 1 dL/dW",
+        "layer 1 dL/db",
+        "input dL/dx",
+    }
     assert testcases["test_gradients_have_the_parameter_shapes"] is None
     assert testcases["test_backprop_on_random_networks"].startswith("oracle.gate.BackpropMismatch")
     message = testcases["test_backprop_on_random_networks[c0003 layer 1 dL/dW]"]
     assert message.startswith("c0003: layer 1, dL/dW (impl~torch): mismatch")
-    assert {case.split()[0] for case in testcases if "[" in case} >= {"test_backprop_on_the_course_network[c0001"}
+    failure = next(
+        c.find("failure")
+        for c in ET.parse(tmp_path / "junit.xml").getroot().iter("testcase")
+        if c.get("name") == "test_backprop_on_random_networks[c0003 layer 1 dL/dW]"
+    )
+    assert "--impl gate_demo.backprop_buggy:backprop" in failure.text
     suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
     assert int(suite.get("tests")) == len(testcases) and int(suite.get("failures")) == len(testcases) - 1
 
     text = summary.read_text()
-    assert text.count("## refbp gate: ") == 2 and "**FAIL**" in text
+    assert text.count("## refbp gate: ") == 2 and text.count("**FAIL**") == 2
     assert "### Where it diverges" in text and "### Shrunk failures" in text
+    report_md = (tmp_path / "reports" / "test_gradients-test_backprop_on_random_networks.md").read_text()
+    assert report_md.strip() in text  # the step summary is the gate's Markdown report
 
 
 def test_the_fixed_implementation_passes(project: Path, tmp_path: Path) -> None:
@@ -99,8 +141,18 @@ def test_the_fixed_implementation_passes(project: Path, tmp_path: Path) -> None:
 
 def test_xdist_shards_merge_into_the_serial_report(project: Path, tmp_path: Path) -> None:
     common = ("-k", "random_networks", "--refbp-cases=16", "--refbp-seed=7")
-    serial = _pytest(project, *common, f"--refbp-report={tmp_path / 'serial'}", GATE_DEMO_IMPL="buggy")
-    sharded = _pytest(project, *common, "-n", "2", f"--refbp-report={tmp_path / 'xdist'}", GATE_DEMO_IMPL="buggy")
+    runs = {}
+    for kind, extra in (("serial", ()), ("xdist", ("-n", "2"))):
+        runs[kind] = _pytest(
+            project,
+            *common,
+            *extra,
+            f"--refbp-report={tmp_path / kind}",
+            f"--junitxml={tmp_path / kind / 'junit.xml'}",
+            GATE_DEMO_IMPL="buggy",
+            GITHUB_STEP_SUMMARY=str(tmp_path / f"{kind}-summary.md"),
+        )
+    serial, sharded = runs["serial"], runs["xdist"]
     assert serial.returncode == sharded.returncode == 1, sharded.stdout + sharded.stderr
     assert "test_backprop_on_random_networks[refbp-shard1of2]" in sharded.stdout
     assert "test_backprop_on_random_networks[refbp-shard2of2]" in sharded.stdout
@@ -112,21 +164,72 @@ def test_xdist_shards_merge_into_the_serial_report(project: Path, tmp_path: Path
     for report in reports:
         report["meta"].pop("wall_seconds")
     assert reports[0] == reports[1]
+    summaries = [_without_wall_times((tmp_path / f"{kind}-summary.md").read_text()) for kind in ("serial", "xdist")]
+    assert summaries[0] == summaries[1] and summaries[0].count("## refbp gate: ") == 1
+    # The per-(case, layer, quantity) JUnit testcases, failure text included, are the serial run's.
+    failures = []
+    for kind in ("serial", "xdist"):
+        cases = ET.parse(tmp_path / kind / "junit.xml").getroot().iter("testcase")
+        failures.append(sorted((c.get("name"), c.find("failure").text) for c in cases if "[c" in c.get("name", "")))
+    assert failures[0] == failures[1] and len(failures[0]) > 10
+    gate_line = "tests/test_gradients.py::test_backprop_on_random_networks: FAIL ("
+    assert gate_line in serial.stdout and gate_line in sharded.stdout
+    verdicts = [
+        [line.split("; report ")[0] for line in run.stdout.splitlines() if line.startswith(gate_line)]
+        for run in (serial, sharded)
+    ]
+    assert verdicts[0] == verdicts[1] and len(verdicts[0]) == 1
+
+
+PLAIN_TESTS = """\
+import sys
+
+import pytest
+
+HEAVY = ("torch", "pandas", "numpy", "refbp", "oracle.gate", "oracle.sweep")
+
+
+@pytest.mark.parametrize("x", [1, 2])
+def test_one(x):
+    assert x
+
+
+def test_the_plugin_imported_nothing_heavy():
+    assert "oracle.pytest_plugin" in sys.modules or "no:refbp" in sys.argv
+    assert [m for m in HEAVY if m in sys.modules] == []
+"""
+
+
+def _without_timing(stdout: str) -> list[str]:
+    return [re.sub(r" in \d+\.\d+s", " in …s", line) for line in stdout.splitlines()]
 
 
 def test_a_session_without_the_gate_is_unchanged(tmp_path: Path) -> None:
-    (tmp_path / "test_plain.py").write_text(
-        "import pytest\n\n@pytest.mark.parametrize('x', [1, 2])\ndef test_one(x):\n    assert x\n"
-    )
+    project = tmp_path / "plain"
+    project.mkdir()
+    (project / "test_plain.py").write_text(PLAIN_TESTS)
     summary = tmp_path / "summary.md"
-    with_plugin = _pytest(tmp_path, "--collect-only", GITHUB_STEP_SUMMARY=str(summary))
-    without = _pytest(tmp_path, "--collect-only", "-p", "no:refbp")
-    assert with_plugin.stdout.splitlines()[:-1] == without.stdout.splitlines()[:-1]
+    with_plugin = _pytest(project, "--collect-only", GITHUB_STEP_SUMMARY=str(summary))
+    without = _pytest(project, "--collect-only", "-p", "no:refbp")
+    assert _without_timing(with_plugin.stdout) == _without_timing(without.stdout)
     assert with_plugin.stdout.splitlines()[:2] == ["test_plain.py::test_one[1]", "test_plain.py::test_one[2]"]
-    run = _pytest(tmp_path, f"--junitxml={tmp_path / 'junit.xml'}", "-n", "2", GITHUB_STEP_SUMMARY=str(summary))
+
+    # A full run: the same output as without the plugin, and nothing written, whatever --refbp-* says.
+    reports = tmp_path / "reports"
+    options = ("-rA", f"--refbp-report={reports}", "--refbp-cases=3")
+    with_plugin = _pytest(project, *options, GITHUB_STEP_SUMMARY=str(summary))
+    assert with_plugin.returncode == 0, with_plugin.stdout + with_plugin.stderr
+    assert "3 passed" in with_plugin.stdout and "refbp" not in with_plugin.stdout
+    without = _pytest(project, "-rA", "-p", "no:refbp")
+    assert _without_timing(with_plugin.stdout) == _without_timing(without.stdout)
+    assert not summary.exists() and not reports.exists()
+    assert sorted(p.name for p in project.iterdir()) == ["test_plain.py"]
+
+    run = _pytest(project, f"--junitxml={tmp_path / 'junit.xml'}", "-n", "2", GITHUB_STEP_SUMMARY=str(summary))
     assert run.returncode == 0 and "refbp gate" not in run.stdout
     assert not summary.exists()
-    assert set(_testcases(tmp_path / "junit.xml")) == {"test_one[1]", "test_one[2]"}
+    plain = {"test_one[1]", "test_one[2]", "test_the_plugin_imported_nothing_heavy"}
+    assert set(_testcases(tmp_path / "junit.xml")) == plain
 
 
 def test_importing_the_plugin_imports_no_heavy_module() -> None:
@@ -165,7 +268,22 @@ def test_gate_label_drops_the_shard(nodeid: str, label: str) -> None:
 
 def test_the_ci_workflow_uploads_what_the_gate_writes() -> None:
     workflow = (EXAMPLE.parent / "ci" / "refbp-gate.yml").read_text()
-    assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in workflow
+    assert 'pip install torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}' in workflow
+    assert "TORCH_INDEX_URL: ${{ vars.TORCH_INDEX_URL }}" in workflow
     assert "working-directory: examples/gate_demo" in workflow and (EXAMPLE / "tests").is_dir()
     assert "--refbp-report reports" in workflow and "--junitxml reports/junit.xml" in workflow
     assert "uses: actions/upload-artifact@v4" in workflow and "path: examples/gate_demo/reports/" in workflow
+
+
+def test_the_ci_workflow_is_valid_yaml_with_the_steps_in_order() -> None:
+    import yaml
+    workflow = yaml.safe_load((EXAMPLE.parent / "ci" / "refbp-gate.yml").read_text())
+    assert set(workflow[True]) == {"push", "pull_request"}  # YAML 1.1 reads the key `on` as True
+    steps = workflow["jobs"]["gate"]["steps"]
+    uses = [step.get("uses", "").split("@")[0] for step in steps]
+    assert uses == ["actions/checkout", "actions/setup-python", "", "", "actions/upload-artifact"]
+    install, gate, upload = steps[2]["run"], steps[3], steps[4]
+    assert install.index("torch==2.13.0") < install.index('".[test]"')  # the CPU wheel first, then refbp
+    assert gate["run"].split()[:3] == ["python", "-m", "pytest"] and "-n auto" in gate["run"]
+    assert upload["if"] == "always()" and upload["uses"] == "actions/upload-artifact@v4"
+    assert upload["with"]["path"] == f"{gate['working-directory']}/reports/"

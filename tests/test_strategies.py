@@ -71,8 +71,15 @@ def test_refbp_matches_the_torch_twin_on_drawn_inputs(inputs) -> None:
 
 
 @FAST
-@given(backprop_inputs(specs=st.just(NetworkSpec(inputs=3, layers=(LayerSpec(2, "softmax"),),
-                                                  loss=LossSpec("softmax_cross_entropy", targets="index")))))
+@given(
+    backprop_inputs(
+        specs=st.just(
+            NetworkSpec(
+                inputs=3, layers=(LayerSpec(2, "softmax"),), loss=LossSpec("softmax_cross_entropy", targets="index")
+            )
+        )
+    )
+)
 def test_backprop_inputs_with_a_fixed_spec(inputs) -> None:
     spec, params, X, T = inputs
     assert spec.inputs == 3 and X.shape[1] == 3 and set(params) == {"W1", "b1"}
@@ -83,3 +90,30 @@ def test_backprop_inputs_with_a_fixed_spec(inputs) -> None:
 @given(cases(max_depth=2, max_batch=2))
 def test_cases_still_draw_seeded_cases(case) -> None:
     assert case.spec.depth <= 2 and 1 <= case.batch <= 2 and case.seed >= 0
+
+
+def user_backprop(spec: NetworkSpec, params, X, T) -> dict[str, np.ndarray]:
+    """A user's implementation: refbp's parameter gradients, as a ``{"W1": …, "b1": …}`` dict."""
+    from refbp.network import backprop
+
+    return backprop(spec, params, X, T)[1].by_parameter()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_a_user_style_given_test_with_the_three_strategies(bp_reference, data) -> None:
+    """What a user writes: draw a network, its parameters and a batch, compare with the torch twin.
+
+    ``bp_reference`` is the plugin's session-scoped fixture, which Hypothesis accepts in ``@given`` tests.
+    """
+    spec = data.draw(network_specs(max_depth=3, max_width=4, losses=["half_sse", "mse"], layouts=["out_in"]))
+    params = data.draw(parameters(spec, min_value=-0.5, max_value=0.5))
+    X, T = data.draw(batches(spec, max_batch=3))
+    assert spec.layout == "out_in" and spec.loss.kind in ("half_sse", "mse") and spec.depth <= 3
+    assert X.shape == (spec.inputs, X.shape[1]) and 1 <= X.shape[1] <= 3
+    assert all(np.abs(p).max() <= 0.5 for p in params.values())
+    _, expected = bp_reference.reference(spec, params, X, T)
+    ours = user_backprop(spec, params, X, T)
+    assert ours.keys() == expected.by_parameter().keys() == params.keys()
+    for name, grad in ours.items():
+        np.testing.assert_allclose(grad, expected.by_parameter()[name], rtol=1e-7, atol=1e-10, err_msg=name)

@@ -114,6 +114,20 @@ def test_cli_sweep_passes_and_writes_reports(tmp_path: Path, capsys) -> None:
     assert {p.name for p in tmp_path.iterdir()} >= {"sweep.csv", "sweep.json", "sweep.md", "sweep.html"}
 
 
+def test_cli_sweep_records_the_torch_device_and_says_when_cuda_is_missing(tmp_path: Path, capsys) -> None:
+    import torch
+
+    assert main(["sweep", "--cases", "2", "--out", str(tmp_path), "--quiet", "--device", "cuda"]) == 0
+    err = capsys.readouterr().err
+    meta = json.loads((tmp_path / "sweep.json").read_text())["meta"]
+    if torch.cuda.is_available():
+        assert meta["torch device"].startswith("cuda") and err == ""
+    else:
+        assert meta["torch device"] == "cpu"
+        assert "--device cuda: CUDA is not available, the torch twin runs on the CPU" in err
+    assert "torch device" in (tmp_path / "sweep.md").read_text()
+
+
 def test_cli_sweep_finds_a_bug_names_the_layer_and_prints_a_replay(tmp_path: Path, buggy_module, capsys) -> None:
     target = f"{buggy_module}:doubled_W1"
     code = main(["sweep", "--cases", "20", "--out", str(tmp_path), "--quiet", "--impl", target])
@@ -146,6 +160,7 @@ def test_cli_reports_a_crashing_implementation(tmp_path: Path, buggy_module, cap
         (["replay", "{not json"], "case: line 1 column 2: expected valid JSON"),
         (["replay", '{"spec": {"inputs": 2, "layers": []}}'], "case: spec: layers: expected a non-empty list"),
         (["replay", "no/such/case.json"], "no/such/case.json: expected a JSON case or a readable .json file"),
+        (["sweep", "--device", "gpu"], "device: expected cpu, cuda or cuda:N, got 'gpu'"),
         (["bogus"], "invalid choice: 'bogus'"),
     ],
 )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from refbp.cli import EXIT_USAGE, main
 from worked.command import BUNDLED_DIR
+from worked.example_file import locate
 
 GOOD = (BUNDLED_DIR / "seed001_case1.toml").read_text(encoding="utf-8")
 
@@ -26,19 +28,38 @@ def _variant(old: str, new: str) -> str:
 
 # name: (file text, fragment of the offending line or None, what the message must say)
 MALFORMED = {
-    "bad TOML": (_variant('t = [0.1, 0.05]', 't = [0.1, 0.05'), None, "expected valid TOML"),
+    "bad TOML": (_variant("t = [0.1, 0.05]", "t = [0.1, 0.05"), None, "expected valid TOML"),
+    "bad TOML: a key set twice": (
+        _variant('h2 = "0.9950"', 'h2 = "0.9950"\nh2 = "0.9951"'),
+        'h2 = "0.9951"',
+        "expected valid TOML, got 'Cannot overwrite a value",
+    ),
     "unknown activation": (
-        _variant('{ units = 2, activation = "sigmoid", bias = "shared" },\n    { units = 2',
-                 '{ units = 2, activation = "sigmoidal", bias = "shared" },\n    { units = 2'),
-        "[network]",
+        _variant(
+            '{ units = 2, activation = "sigmoid", bias = "shared" },\n    { units = 2',
+            '{ units = 2, activation = "sigmoidal", bias = "shared" },\n    { units = 2',
+        ),
+        'activation = "sigmoidal"',
         "network.layers[0].activation: expected one of identity, sigmoid, tanh, relu, leaky_relu, softmax, "
         "got 'sigmoidal'",
     ),
-    "unknown layer key": (
-        _variant('{ units = 2, activation = "sigmoid", bias = "shared" },\n]',
-                 '{ units = 2, activation = "sigmoid", bias = "shared", kind = "conv" },\n]'),
-        "[network]",
-        "network.layers[1].kind: expected a known field",
+    "unknown layer type": (
+        _variant(
+            '{ units = 2, activation = "sigmoid", bias = "shared" },\n]',
+            '{ type = "conv", units = 2, activation = "sigmoid", bias = "shared" },\n]',
+        ),
+        'type = "conv"',
+        "network.layers[1].type: expected a known field (one of units, activation, bias, negative_slope)",
+    ),
+    "unknown bias mode": (
+        _variant('bias = "shared" },\n]', 'bias = "common" },\n]'),
+        'bias = "common"',
+        "network.layers[1].bias: expected one of per_unit, shared, none, got 'common'",
+    ),
+    "unknown loss": (
+        _variant('kind = "half_sse"', 'kind = "hinge"'),
+        'kind = "hinge"',
+        "network.loss.kind: expected one of half_sse, mse, softmax_cross_entropy, binary_cross_entropy, got 'hinge'",
     ),
     "alias to a missing entry": (
         _variant('w10 = "W2[1,1]"', 'w10 = "W2[2,1]"'),
@@ -50,10 +71,21 @@ MALFORMED = {
         'o2 = "a3[1]"',
         "aliases.o2: expected a layer between 1 and 2 in a3, got 'a3[1]'",
     ),
+    "alias to an unknown name": (
+        _variant('z_h1 = "z1[0]"', 'z_h1 = "zz1[0]"'),
+        'z_h1 = "zz1[0]"',
+        "aliases.z_h1: expected a known quantity (W, b, z, a, delta with a layer number, x, loss, data_loss, "
+        "penalty, or an alias), got 'zz1[0]'",
+    ),
     "claim about a nonexistent quantity": (
         _variant('"dE/dw6" = "0.0020"', '"dE/dq6" = "0.0020"'),
         '"dE/dq6"',
-        "claims.\"dE/dq6\": expected a known quantity",
+        'claims."dE/dq6": expected a known quantity',
+    ),
+    "claim about a nonexistent layer": (
+        _variant('"dE/db1" = "0.0008"', '"dE/db3" = "0.0008"'),
+        '"dE/db3"',
+        "claims.\"dE/db3\": expected a layer between 1 and 2 in b3, got 'dE/db3'",
     ),
     "claim with an index out of range": (
         _variant('"dE/dh2" = "0.0818"', '"dE/da1[2]" = "0.0818"'),
@@ -70,6 +102,31 @@ MALFORMED = {
         "W2 = [[0.7, 0.8, 0.9]",
         "parameters.W2: expected shape (2, 2), got 'shape (2, 3)'",
     ),
+    "weights with a row too few": (
+        _variant("W1 = [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]]", "W1 = [[0.1, 0.2], [0.3, 0.4]]"),
+        "W1 = [[0.1, 0.2], [0.3, 0.4]]",
+        "parameters.W1: expected shape (3, 2), got 'shape (2, 2)'",
+    ),
+    "ragged weights": (
+        _variant("W1 = [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]]", "W1 = [[0.1, 0.2], [0.3], [0.5, 0.6]]"),
+        "W1 = [[0.1, 0.2], [0.3]",
+        "parameters.W1: expected numbers in an array of shape (3, 2)",
+    ),
+    "a shared bias given per unit": (
+        _variant("b1 = 0.5", "b1 = [0.5, 0.5]"),
+        "b1 = [0.5, 0.5]",
+        "parameters.b1: expected shape (1,), got 'shape (2,)'",
+    ),
+    "missing weights": (
+        _variant("W2 = [[0.7, 0.8], [0.9, 0.1]]\n", ""),
+        "[parameters]",
+        "parameters.W2: expected an array of shape (2, 2), got 'missing'",
+    ),
+    "inputs of the wrong shape": (
+        _variant("x = [1, 4, 5]", "x = [1, 4]"),
+        "x = [1, 4]",
+        "data.x: expected shape (N, 3) for layout in_out, got 'shape (2,)'",
+    ),
     "targets of the wrong shape": (
         _variant("t = [0.1, 0.05]", "t = [0.1, 0.05, 0.2]"),
         "t = [0.1, 0.05, 0.2]",
@@ -80,6 +137,18 @@ MALFORMED = {
         None,
         "learning_rate: expected a learning rate > 0 (needed by after_steps), got 'missing'",
     ),
+    "updates after zero steps": (
+        _variant("[after_steps.1]", "[after_steps.0]"),
+        "[after_steps.0]",
+        "after_steps.0: expected a number of steps from 1 to 9999, got '0'",
+    ),
+    "an empty claims list": (
+        GOOD[: GOOD.index("[claims]")] + "[claims]\n",
+        "[claims]",
+        "claims: expected at least one claim, got 'none'",
+    ),
+    "no claims at all": (GOOD[: GOOD.index("[claims]")], None, "claims: expected at least one claim, got 'none'"),
+    "an empty file": ("", None, "network: expected a [network] table, got 'missing'"),
     "unknown top-level key": (
         _variant("learning_rate = 0.01", "learning_rate = 0.01\nlearnig_rate = 0.01"),
         "learnig_rate",
@@ -155,3 +224,43 @@ def test_console_script_reports_a_malformed_file(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     assert done.stderr.count("\n") == 1
     assert done.stderr.startswith(f"refbp: error: {path}, line {_line(text, fragment)}: {message}")
+
+
+LOCATE_TEXT = """\
+[network]
+inputs = 2
+layers = [  # one layer a line, "a, b" in a comment
+    { units = 2, activation = "tanh", bias = "per_unit" },
+    # a comment line, with a comma
+    { units = 3, activation = "sig,moid" }, { units = 1, activation = "identity" },
+]
+loss = { kind = "half_sse" }
+sizes = [[1, 2],
+         [3, 4]]
+
+[parameters]
+W1 = [[0.1, 0.2], [0.3, 0.4]]
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "line"),
+    [
+        (("network",), 1),
+        (("network", "inputs"), 2),
+        (("network", "layers"), 3),
+        (("network", "layers[0]", "activation"), 4),
+        (("network", "layers[1]", "activation"), 6),  # the comma in "sig,moid" is inside a string
+        (("network", "layers[2]", "units"), 6),
+        (("network", "layers[3]", "units"), 3),  # no such element: the array's line
+        (("network", "loss", "kind"), 8),
+        (("network", "sizes[1]"), 10),
+        (("network", "inputs[0]"), 2),  # not an array: the key's line
+        (("parameters", "W1"), 13),
+        (("parameters", "W9"), 12),  # missing: the enclosing table
+        (("aliases", "w7"), None),
+    ],
+)
+def test_locate_finds_the_nearest_line(path: tuple[str, ...], line: int | None) -> None:
+    assert locate(LOCATE_TEXT, path) == line
+    assert tomllib.loads(LOCATE_TEXT)["network"]["layers"][1]["activation"] == "sig,moid"

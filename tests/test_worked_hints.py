@@ -13,9 +13,7 @@ from worked.evaluate import check_example
 from worked.example_file import parse_example
 
 # 2 → 2 (tanh) → 2 (identity), rows are examples, a batch of two, mean half-SSE.
-SPEC = NetworkSpec(
-    inputs=2, layers=(LayerSpec(2, "tanh"), LayerSpec(2, "identity")), loss=LossSpec("half_sse", "mean")
-)
+SPEC = NetworkSpec(inputs=2, layers=(LayerSpec(2, "tanh"), LayerSpec(2, "identity")), loss=LossSpec("half_sse", "mean"))
 PARAMS = {"W1": [[0.3, -0.6], [0.9, 0.2]], "b1": [0.1, -0.2], "W2": [[0.5, -0.4], [0.7, 0.8]], "b2": [0.05, 0.0]}
 X = [[1.0, 2.0], [-1.0, 0.5]]
 T = [[0.2, -0.3], [0.4, 0.1]]

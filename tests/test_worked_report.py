@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,10 +43,18 @@ def test_bundled_examples_exit_1_and_report_the_two_wrong_claims(tmp_path: Path,
     assert "### Wrong claims" in md
     assert "| `worked/examples/seed001_case1.toml` |   | `dE/db1` | `0.0008` | `0.0024` |" in md
     assert md.count("**wrong**") == 2
+    assert "40 claims: 39 ok, **1 wrong**" in md
+    assert "| part a | `l` | `1/2` | `1/2` | 0.5 | ok |" in md  # a fraction should read as one
     html = (tmp_path / "r" / "worked_examples.html").read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>")
     assert html.count('<span class="bad">wrong</span>') == 2
+    assert html.count('<tr class="wrong">') == 2
+    assert '<div class="banner fail" role="status"><b>FAIL</b> 4 worked examples, 115 claims' in html
+    assert html.index("<h2>Wrong claims</h2>") < html.index("<h2>Linear unit")
+    assert '40 claims: 39 ok, <span class="bad">1 wrong</span>' in html
     assert "h1→o1" in html and "<script" not in html
+    # self-contained: no stylesheet, image, font or script is fetched
+    assert not re.search(r"""(src|href)\s*=|@import|url\(|<link""", html)
 
 
 def _line(path: Path, fragment: str) -> int:
@@ -73,3 +84,23 @@ def test_markdown_escapes_what_the_notes_write(tmp_path: Path, capsys: pytest.Ca
     html = (tmp_path / "r" / "worked_examples.html").read_text(encoding="utf-8")
     assert "A \\| pipe and &lt;b&gt;tag&lt;/b&gt;" in md
     assert "<b>tag</b>" not in html and "&lt;b&gt;tag&lt;/b&gt;" in html
+
+
+def test_console_script_exit_status_is_1_with_wrong_claims_and_0_without(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("refbp")
+
+    def run(*files: str) -> subprocess.CompletedProcess:
+        command = [str(script), "examples", *files, "--out", str(tmp_path), "--quiet"]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+
+    bundled = run()
+    assert bundled.returncode == EXIT_FOUND, bundled.stderr
+    assert bundled.stderr == ""
+    assert bundled.stdout.splitlines()[:3] == [
+        "FAIL: 4 worked examples, 115 claims (113 ok, 2 wrong)",
+        "  wrong: worked/examples/seed001_case1.toml: dE/db1 = 0.0008, should read 0.0024",
+        "  wrong: worked/examples/seed001_case2.toml, part c: dl/dx[1] = 2, should read -2",
+    ]
+    clean = run(str(BUNDLED_DIR / "softmax_cross_entropy.toml"))
+    assert clean.returncode == EXIT_OK, clean.stderr
+    assert clean.stdout.startswith("PASS: 1 worked example, 18 claims (18 ok)\n")

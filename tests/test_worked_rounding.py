@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 
 import pytest
 
-from worked.rounding import EXACT, HAND_ROUNDED, ROUNDED, judge, parse_printed, round_like
+from worked.rounding import EXACT, HAND_ROUNDED, ROUNDED, distance_in_units, judge, parse_printed, round_like
 
 
 @pytest.mark.parametrize(
@@ -96,7 +97,54 @@ def test_stated_slack_widens_the_hand_rounding_allowance() -> None:
         ("-0.0000", -0.00001, "0.0000"),
         ("1.2e-3", 0.0023882, "2.4e-3"),
         ("0.5", 0.25, "0.2"),  # round-half-even at the float's exact value 0.25
+        ("1/2", 0.5, "1/2"),  # a fraction reads as a fraction over the printed denominator
+        ("1/2", 1.5, "3/2"),
+        ("1/4", 0.5, "1/2"),  # reduced
+        ("1/2", -1.0, "-1"),
+        ("1/3", 0.3333, "0.3333"),  # not a third: six significant digits
+        ("1/2", 0.75, "0.75"),
     ],
 )
 def test_round_like_prints_with_the_claims_precision(text: str, value: float, expected: str) -> None:
     assert round_like(parse_printed(text), value) == expected
+
+
+@pytest.mark.parametrize(
+    ("true", "verdict", "units"),
+    [
+        (0.00200, ROUNDED, 0.0),
+        (0.00204, ROUNDED, 0.4),
+        (0.00195, ROUNDED, 0.5),  # a tie (the float 0.00195 is a hair below it): rounds either way
+        (0.00205, ROUNDED, 0.5),
+        (0.00194, HAND_ROUNDED, 0.6),
+        (0.00206, HAND_ROUNDED, 0.6),
+        (0.00190, HAND_ROUNDED, 1.0),  # exactly one unit: the last value the allowance takes
+        (0.00210, HAND_ROUNDED, 1.0),
+        (0.00189, None, 1.1),
+        (0.00211, None, 1.1),
+        (-0.00200, None, 40.0),
+    ],
+)
+def test_the_rule_for_0_0020(true: float, verdict: str | None, units: float) -> None:
+    """``"0.0020"`` (unit 1e-4): rounded within half a unit, hand-rounded within one, else wrong."""
+    printed = parse_printed("0.0020")
+    assert distance_in_units(printed, true) == pytest.approx(units, abs=1e-9)
+    assert judge(printed, true) == verdict
+
+
+def test_hand_rounded_intermediates_of_the_notes_are_accepted_and_nothing_further() -> None:
+    """Case 1 with h rounded to the printed 4 decimals before it is used: the allowance at work.
+
+    z_o1 = 0.7·h1 + 0.9·h2 + 0.5. With the exact h1 = 0.986613, h2 = 0.995033 it is
+    2.086159 (prints 2.0862); with the printed h1 = 0.9866, h2 = 0.9950 an author gets
+    2.08612 and prints 2.0861, 0.6 units from the true value: hand-rounded, not wrong.
+    """
+    h1, h2 = 1 / (1 + math.exp(-4.3)), 1 / (1 + math.exp(-5.3))
+    true = 0.7 * h1 + 0.9 * h2 + 0.5
+    by_hand = 0.7 * 0.9866 + 0.9 * 0.9950 + 0.5
+    assert round_like(parse_printed("2.0861"), by_hand) == "2.0861"
+    assert judge(parse_printed("2.0862"), true) == ROUNDED
+    assert judge(parse_printed("2.0861"), true) == HAND_ROUNDED
+    assert judge(parse_printed("2.0860"), true) is None  # 1.6 units: no chain of two roundings gets there
+    # dE/dw1 = (0.1502)(0.0132)(1) = 0.00198264 as the notes multiply it; the true value 0.00198391.
+    assert judge(parse_printed("0.0020"), 0.1502 * 0.0132) == ROUNDED

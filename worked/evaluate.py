@@ -239,9 +239,7 @@ def _at_kink(state: State, claim: Claim) -> bool:
     return kinks is not None and bool(np.asarray(kinks)[claim.entry.index])
 
 
-def judge_claim(
-    example: WorkedExample, part: Part, claim: Claim, runs: Mapping[str, list[State]]
-) -> ClaimResult:
+def judge_claim(example: WorkedExample, part: Part, claim: Claim, runs: Mapping[str, list[State]]) -> ClaimResult:
     """The :class:`ClaimResult` of one claim, without its hint."""
     states = {name: runs[name][claim.step] for name in COMPUTATIONS}
     by, agreement, agree = _agreement(example.spec, states, claim)

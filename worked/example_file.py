@@ -134,7 +134,7 @@ def line_of(text: str, path: tuple[str, ...]) -> int | None:
     """The 1-based line where the key ``path`` (e.g. ``("claims", "dE/dw7")``) is set, if it can be found.
 
     Plain ``key = value`` lines under ``[table]`` headers are found; keys set inside inline
-    tables or with dotted keys are not (``None``).
+    tables or with dotted keys are not (``None``): :func:`locate` finds the nearest line.
     """
     table: tuple[str, ...] = ()
     for number, line in enumerate(text.splitlines(), start=1):
@@ -150,6 +150,74 @@ def line_of(text: str, path: tuple[str, ...]) -> int | None:
     return None
 
 
+_INDEXED = re.compile(r"^(?P<key>.+)\[(?P<index>\d+)\]$")
+
+
+def _element_line(text: str, line: int, index: int) -> int | None:
+    """The line where element ``index`` of the array set on ``line`` (``key = [ … ]``) starts.
+
+    Counts the commas at the array's own depth, skipping strings, comments and nested
+    arrays and inline tables; ``None`` when the array has fewer elements.
+    """
+    lines = text.splitlines()
+    depth, count, started, quote = 0, 0, False, ""
+    for number in range(line, len(lines) + 1):
+        row = lines[number - 1]
+        key = _KEY_LINE.match(row) if number == line else None
+        column = key.end() if key else 0
+        while column < len(row):
+            char = row[column]
+            if quote:
+                if char == "\\" and quote == '"':
+                    column += 1
+                elif char == quote:
+                    quote = ""
+            elif char == "#":
+                break
+            elif depth == 0:
+                if char == "[":
+                    depth = 1
+                elif not char.isspace():
+                    return None  # not an array
+            elif depth == 1 and char == "]":
+                return None
+            elif depth == 1 and char == ",":
+                count += 1
+                started = False
+            elif not char.isspace():
+                if depth == 1 and not started:
+                    if count == index:
+                        return number
+                    started = True
+                if char in "\"'":
+                    quote = char
+                elif char in "[{":
+                    depth += 1
+                elif char in "]}":
+                    depth -= 1
+            column += 1
+    return None
+
+
+def locate(text: str, path: tuple[str, ...]) -> int | None:
+    """The line of ``path`` or, failing that, of the nearest enclosing key or array element.
+
+    ``("network", "layers[1]", "activation")`` is found on the line where the second
+    element of ``layers = [ … ]`` starts, when the array is written one element a line.
+    """
+    for size in range(len(path), 0, -1):
+        prefix = path[:size]
+        line = line_of(text, prefix)
+        if line is not None:
+            return line
+        indexed = _INDEXED.match(prefix[-1])
+        if indexed:
+            array_line = line_of(text, (*prefix[:-1], indexed.group("key")))
+            if array_line is not None:
+                return _element_line(text, array_line, int(indexed.group("index"))) or array_line
+    return None
+
+
 # ---------------------------------------------------------------------------- parsing
 
 
@@ -161,7 +229,7 @@ class _Reader:
         self.text = text
 
     def error(self, path: tuple[str, ...], expected: str, got: Any = None) -> InputError:
-        line = line_of(self.text, path) if path else None
+        line = locate(self.text, path) if path else None
         where = self.source if line is None else f"{self.source}, line {line}"
         return InputError(_path_text(path), expected, got, source=where)
 
@@ -169,7 +237,7 @@ class _Reader:
         """``err`` (raised without a file) re-attributed to ``path`` in this file."""
         inner = tuple(p for p in re.split(r"\.(?![^\[]*\])", err.field) if p) if sub else ()
         full = path + inner
-        line = line_of(self.text, full) or line_of(self.text, path)
+        line = locate(self.text, full)
         where = self.source if line is None else f"{self.source}, line {line}"
         return InputError(_path_text(full), err.expected, err.got, source=where)
 

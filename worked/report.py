@@ -26,7 +26,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from oracle.report import _CSS, _e, _html_table, _jsonable, _md_code, _md_table, _md_text, _write_all_atomically
+from oracle.report import _CSS, _e, _jsonable, _md_code, _md_table, _md_text, _write_all_atomically
 from worked.evaluate import FAILING, STATUSES, ClaimResult
 from worked.example_file import WorkedExample
 
@@ -150,7 +150,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     for example in summary["examples"]:
         lines += [f"### {_md_text(example['title'])}", ""]
         source = f" — {_md_text(example['source'])}" if example["source"] else ""
-        lines += [f"{_md_code(example['file'])}{source}", ""]
+        lines += [f"{_md_code(example['file'])}{source}", "", _counts(example, "**{}**"), ""]
         rows = []
         for record in example["claims"]:
             cells = _cells(record)
@@ -163,31 +163,99 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+_WORKED_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, "PingFang SC",
+       "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
+       sans-serif; }
+table.claims td, table.claims th { white-space: nowrap; }
+table.claims td.hint { white-space: normal; min-width: 260px; max-width: 460px; }
+table.claims tbody tr.wrong td { background: var(--bad-bg); }
+table.claims tbody tr.wrong td.status { color: var(--bad); font-weight: 600; }
+p.counts { margin: 2px 0 6px; }
+"""
+
+_CODE = (1, 2, 3)
+
+
+def _html_claims(
+    headers: Sequence[str], rows: Sequence[tuple[list[str], bool]], *, num: Sequence[int], status: int | None
+) -> str:
+    """A claim table: ``rows`` are (escaped cells, failing?) pairs; the last column holds the hint.
+
+    Numbers are right-aligned in the ``num`` columns; a failing row is shaded, its ``status`` cell in red.
+    """
+    last = len(headers) - 1
+
+    def attrs(i: int) -> str:
+        names = [name for name, on in (("num", i in num), ("status", i == status), ("hint", i == last)) if on]
+        return f' class="{" ".join(names)}"' if names else ""
+
+    head = "".join(f"<th{' class=num' if i in num else ''}>{_e(h)}</th>" for i, h in enumerate(headers))
+    body = "".join(
+        ('<tr class="wrong">' if failing else "<tr>")
+        + "".join(f"<td{attrs(i)}>{cell}</td>" for i, cell in enumerate(cells))
+        + "</tr>"
+        for cells, failing in rows
+    )
+    return (
+        f'<div class="scroll"><table class="claims"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    )
+
+
+def _html_cells(record: Mapping[str, Any]) -> list[str]:
+    out = [_e(c) for c in _cells(record)]
+    for i in _CODE:
+        out[i] = f"<code>{out[i]}</code>"
+    if record["status"] in FAILING:
+        out[5] = f'<span class="bad">{out[5]}</span>'
+    return out
+
+
+def _counts(example: Mapping[str, Any], failing: str = "{}") -> str:
+    """``40 claims: 39 ok, 1 wrong``, each failing count written through the ``failing`` template."""
+    n = example["n_claims"]
+    by = [(status, sum(r["status"] == status for r in example["claims"])) for status in STATUSES]
+    parts = [
+        failing.format(f"{count} {status}") if status in FAILING else f"{count} {status}"
+        for status, count in by
+        if count
+    ]
+    return f"{n} claim{'s' * (n != 1)}: " + ", ".join(parts)
+
+
 def render_html(summary: Mapping[str, Any]) -> str:
-    """One self-contained page with the verdict and a claim table per example."""
+    """One self-contained page: the verdict, the wrong claims, then a claim table per example."""
     word = "PASS" if summary["verdict"] == "pass" else "FAIL"
+    verdict = _verdict_line(summary).split(": ", 1)[1]
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>Worked examples — {word}</title>",
-        f"<style>{_CSS}</style></head><body><main>",
+        f"<style>{_CSS}{_WORKED_CSS}</style></head><body><main>",
         "<h1>Worked examples</h1>",
-        f'<div class="banner {word.lower()}" role="status"><b>{word}</b> {_e(_verdict_line(summary))}</div>',
+        f'<div class="banner {word.lower()}" role="status"><b>{word}</b> {_e(verdict)}</div>',
     ]
+    if summary["wrong"]:
+        out.append("<h2>Wrong claims</h2>")
+        rows = [
+            (
+                [f"<code>{_e(w['file'])}</code>", _e(w["where"]), f"<code>{_e(w['claim'])}</code>",
+                 f"<code>{_e(w['printed'])}</code>", f"<code>{_e(w['should_read'])}</code>", _e(w["hint"])],
+                False,
+            )
+            for w in summary["wrong"]
+        ]  # fmt: skip
+        headers = ["file", "where", "claim", "printed", "should read", "hint"]
+        out.append(_html_claims(headers, rows, num=(3, 4), status=None))
     for example in summary["examples"]:
         out.append(f"<h2>{_e(example['title'])}</h2>")
         source = f" — {_e(example['source'])}" if example["source"] else ""
         out.append(f'<p class="muted"><code>{_e(example["file"])}</code>{source}</p>')
-        rows = []
-        for record in example["claims"]:
-            cells = [_e(c) for c in _cells(record)]
-            for i in (1, 2, 3):
-                cells[i] = f"<code>{cells[i]}</code>"
-            if record["status"] in FAILING:
-                cells[5] = f'<span class="bad">{cells[5]}</span>'
-            rows.append(cells)
-        out.append(_html_table(list(HEADERS), rows, num=[2, 3, 4]))
+        counts = _counts(example, '<span class="bad">{}</span>')
+        out.append(f'<p class="counts">{counts}</p>')
+        rows = [(_html_cells(r), r["status"] in FAILING) for r in example["claims"]]
+        out.append(_html_claims(HEADERS, rows, num=(2, 3, 4), status=5))
     out.append("</main></body></html>")
     return "\n".join(out) + "\n"
 

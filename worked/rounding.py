@@ -38,6 +38,7 @@ import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 
 ROUNDED = "rounded"
 HAND_ROUNDED = "hand-rounded"
@@ -113,12 +114,24 @@ def judge(printed: Printed, true_value: float, slack_units: float = 0.0) -> str 
     return None
 
 
+def _as_fraction(printed: Printed, value: float) -> str:
+    """``value`` as a fraction over the printed denominator when it is one (``"1/2"``, ``"-3/2"``, ``"1"``),
+    else with 6 significant digits."""
+    match = _FRACTION.match(printed.text)
+    denominator = int(match.group("den")) if match else 1
+    numerator = value * denominator
+    if not match or abs(numerator - round(numerator)) > _EXACT_RTOL * max(1.0, abs(numerator)):
+        return f"{value:.6g}"
+    fraction = Fraction(round(numerator), denominator)
+    return str(fraction.numerator) if fraction.denominator == 1 else f"{fraction.numerator}/{fraction.denominator}"
+
+
 def round_like(printed: Printed, value: float) -> str:
     """``value`` written with the precision (and notation) of ``printed``: the correct way to print it."""
     if not math.isfinite(value):
         return str(value)
     if printed.exact:
-        return f"{value:.6g}"
+        return _as_fraction(printed, value)
     if printed.exponent is None:
         text = f"{value:.{printed.decimals}f}"
     else:

@@ -29,7 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from oracle.report import write_reports
     from oracle.sweep import run_sweep
+    from oracle.torch_twin import resolve_device
 
+    device = str(resolve_device(args.device))
+    if args.device not in (None, "cpu") and device == "cpu":
+        print(f"refbp sweep: --device {args.device}: CUDA is not available, the torch twin runs on the CPU", file=sys.stderr)
     kwargs: dict[str, Any] = {}
     if args.impl:
         kwargs = {"impl": load_implementation(args.impl), "impl_name": "impl", "impl_ref": args.impl}
@@ -38,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         args.seed,
         dtype=args.dtype,
         fd=args.fd,
-        device=args.device,
+        device=device,
         shrink=not args.no_shrink,
         progress=False if args.quiet else None,
         max_depth=args.max_depth,
@@ -54,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         "dtype": args.dtype,
         "fd_mode": args.fd,
         "implementation": args.impl or "refbp",
+        "torch device": device,
         "wall_seconds": round(result.wall_seconds, 3),
         "interrupted": result.interrupted,
         "shrunk": result.shrunk,
