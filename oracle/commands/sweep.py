@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
 
     device = str(resolve_device(args.device))
     if args.device not in (None, "cpu") and device == "cpu":
-        print(f"refbp sweep: --device {args.device}: CUDA is not available, the torch twin runs on the CPU", file=sys.stderr)
+        note = f"refbp sweep: --device {args.device}: CUDA is not available, the torch twin runs on the CPU"
+        print(note, file=sys.stderr)
     kwargs: dict[str, Any] = {}
     if args.impl:
         kwargs = {"impl": load_implementation(args.impl), "impl_name": "impl", "impl_ref": args.impl}
