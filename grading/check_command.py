@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grading.interfaces import INTERFACES
 from refbp.cli import EXIT_FOUND, EXIT_OK, non_negative_int, positive_int
 from refbp.errors import InputError
+
+if TYPE_CHECKING:
+    from grading.grader import SubmissionResult
+    from grading.sandbox import SandboxLimits
 
 HELP = "grade one homework submission (layers, deep or spec interface) in a sandbox against the oracle"
 
@@ -47,7 +54,7 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def limits_from(args: argparse.Namespace):
+def limits_from(args: argparse.Namespace) -> SandboxLimits:
     """The :class:`~grading.sandbox.SandboxLimits` the options ask for."""
     from grading.sandbox import BLOCKED_IMPORTS, SandboxLimits
 
@@ -69,24 +76,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def existing_file(path: Path, what: str) -> Path:
+    """``path`` if it is an existing file, else an :class:`InputError` naming ``what``."""
     if not path.is_file():
         raise InputError(what, "an existing .py file", str(path), source="command line")
     return path
 
 
+def writable_file(path: Path, option: str) -> Path:
+    """``path`` once its folder exists (created if needed), or an :class:`InputError` naming ``option``.
+
+    Checked before anything is graded, so that a typo in an output path costs no grading time.
+    """
+    if path.is_dir():
+        raise InputError(option, "a file path, not a folder", str(path), source="command line")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(
+            option, f"a path in a folder that can be created ({err.strerror})", str(path), source="command line"
+        ) from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise InputError(option, "a path in a writable folder", str(path), source="command line")
+    return path
+
+
+def written(write: Callable[[], None], what: str) -> None:
+    """Run ``write`` (which writes output files); an ``OSError`` becomes an :class:`InputError` (exit 2)."""
+    try:
+        write()
+    except OSError as err:
+        raise InputError(what, "writable output paths", f"{err.filename}: {err.strerror}", source="output") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from grading.grader import grade_submission
-    from grading.outputs import write_outputs
+    from grading.outputs import FORMATS, write_outputs
 
     path = existing_file(args.submission, "submission")
+    requested = {kind: getattr(args, kind) for kind in FORMATS if getattr(args, kind) is not None}
+    targets = {kind: writable_file(p, f"--{kind}") for kind, p in requested.items()}
+    if len({p.resolve() for p in targets.values()}) < len(targets):
+        raise InputError(
+            "outputs", "a different path for each format", " ".join(map(str, targets.values())), source="command line"
+        )
     result = grade_submission(path, args.interface, args.seed, limits_from(args))
-    requested = {kind: getattr(args, kind) for kind in ("json", "gradescope", "junit", "markdown")}
-    write_outputs(result, {kind: p for kind, p in requested.items() if p is not None})
+    written(lambda: write_outputs(result, targets), "outputs")
     print(summary_text(result))
     return EXIT_OK if result.passed else EXIT_FOUND
 
 
-def summary_text(result) -> str:
+def summary_text(result: SubmissionResult) -> str:
     """The terminal report: the verdict and score, then what fails, one line per check where all its rows agree."""
     verdict = "PASS" if result.passed else "FAIL"
     lines = [

@@ -205,5 +205,8 @@ def _unchanged_row(check: FunctionCheck, outcome: CheckOutcome) -> CheckRow:
         status = "type" if outcome.error.get("stage") == "arguments" else "error"
         return _row(check, UNCHANGED, check.watch_points, status, "not checked: the check did not complete")
     if changed:
-        return _row(check, UNCHANGED, check.watch_points, "mutated", "modified in place: " + ", ".join(changed))
+        names = ", ".join(changed)
+        first = changed[0]
+        hint = f"work on a copy ({first}.copy() or np.array({first}, copy=True)) instead of changing the argument"
+        return _row(check, UNCHANGED, check.watch_points, "mutated", f"modified in place: {names}", diagnosis=hint)
     return _row(check, UNCHANGED, check.watch_points, "ok")

@@ -1,16 +1,31 @@
-"""``refbp grade``: grade every ``*.py`` in a folder in parallel; per-submission outputs and a summary table."""
+"""``refbp grade``: grade every ``*.py`` in a folder in parallel; per-submission outputs and a summary table.
+
+Always written, into ``--out``: ``<name>/result.json``, ``<name>/results.json`` (Gradescope),
+``<name>/junit.xml`` and ``<name>/feedback.md`` for each submission ``<name>.py``, and
+``summary.md`` / ``summary.csv`` for the folder. ``--json``, ``--junit`` and ``--markdown``
+take a path like ``refbp check``'s: without ``{name}`` in it, one combined file for the
+whole folder (see :data:`grading.outputs.FOLDER_RENDERERS`); with ``{name}``, one file per
+submission, ``{name}`` replaced by the submission's file name without ``.py``. A Gradescope
+``results.json`` describes one submission, so ``--gradescope`` needs ``{name}``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from grading.check_command import add_sandbox_arguments, limits_from, summary_text
+from grading.check_command import add_sandbox_arguments, limits_from, summary_text, writable_file, written
 from refbp.cli import EXIT_FOUND, EXIT_OK, positive_int
 from refbp.errors import InputError
 
+if TYPE_CHECKING:
+    from grading.grader import SubmissionResult
+
 HELP = "grade a folder of homework submissions in parallel sandboxes and write a summary table"
+#: The placeholder of a per-submission output path.
+NAME = "{name}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,27 +34,74 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("grades"), help="output folder (default grades/)")
     parser.add_argument("--jobs", type=positive_int, default=2, help="submissions graded at once (default 2)")
     parser.add_argument("--quiet", action="store_true", help="no line per submission")
+    per = f"; with {NAME} in PATH, one file per submission ({NAME} = its file name without .py)"
+    parser.add_argument("--json", metavar="PATH", help="write every result in one JSON file" + per)
+    parser.add_argument(
+        "--gradescope", metavar="PATH", help=f"write each submission's Gradescope results.json (PATH needs {NAME})"
+    )
+    parser.add_argument("--junit", metavar="PATH", help="write JUnit XML, one testsuite per submission" + per)
+    parser.add_argument("--markdown", metavar="PATH", help="write the summary and every feedback in Markdown" + per)
+
+
+def per_submission(template: str, stem: str) -> Path:
+    """The output path of submission ``stem`` for a ``{name}`` template."""
+    return Path(template.replace(NAME, stem))
+
+
+def output_templates(args: argparse.Namespace, stems: list[str]) -> tuple[dict[str, str], dict[str, Path]]:
+    """``(per-submission templates, combined paths)`` of the requested formats, each checked writable.
+
+    A template is checked for every submission (a folder in it may differ per name).
+    """
+    from grading.outputs import FORMATS
+
+    templates, combined = {}, {}
+    for kind in FORMATS:
+        text = getattr(args, kind)
+        if text is None:
+            continue
+        if NAME in text:
+            for stem in stems:
+                writable_file(per_submission(text, stem), f"--{kind}")
+            templates[kind] = text
+        elif kind == "gradescope":
+            raise InputError(
+                "--gradescope",
+                f"a path with {NAME} in it (one results.json per submission)",
+                text,
+                source="command line",
+            )
+        else:
+            combined[kind] = writable_file(Path(text), f"--{kind}")
+    return templates, combined
 
 
 def run(args: argparse.Namespace) -> int:
     from grading.grader import grade_folder, submissions_in
-    from grading.outputs import FOLDER_FILES, write_outputs, write_summary
+    from grading.outputs import FOLDER_FILES, write_folder_outputs, write_outputs, write_summary
 
     if not args.folder.is_dir():
         raise InputError("folder", "an existing folder of .py submissions", str(args.folder), source="command line")
     paths = submissions_in(args.folder)
     if not paths:
         raise InputError("folder", "at least one .py submission", "none", source="command line")
+    writable_file(args.out / "summary.md", "--out")
+    templates, combined = output_templates(args, [p.stem for p in paths])
 
-    def report(result) -> None:
-        folder = args.out / Path(result.submission).stem
-        write_outputs(result, {kind: folder / name for kind, name in FOLDER_FILES.items()})
+    def report(result: SubmissionResult) -> None:
+        stem = Path(result.submission).stem
+        targets = {kind: args.out / stem / name for kind, name in FOLDER_FILES.items()}
+        extra = {kind: per_submission(template, stem) for kind, template in templates.items()}
+        written(lambda: write_outputs(result, targets), "outputs")
+        written(lambda: write_outputs(result, extra), "outputs")
         if not args.quiet:
             sys.stdout.write(summary_text(result).splitlines()[0] + "\n")
             sys.stdout.flush()
 
     results = grade_folder(paths, args.interface, args.seed, limits_from(args), jobs=args.jobs, on_result=report)
-    summary = write_summary(results, args.out)
+    summary: dict[str, Path] = {}
+    written(lambda: summary.update(write_summary(results, args.out)), "outputs")
+    written(lambda: write_folder_outputs(results, combined), "outputs")
     passed = sum(1 for r in results if r.passed)
     print(f"{passed}/{len(results)} submissions pass every check; summary: {summary['md']}, {summary['csv']}")
     return EXIT_OK if passed == len(results) else EXIT_FOUND

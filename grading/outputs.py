@@ -4,20 +4,26 @@ Everything is rendered from a :class:`~grading.grader.SubmissionResult` after th
 process is gone, then written atomically (all files staged first, then renamed into place).
 Nothing rendered here holds a timestamp or a duration: the same submission graded with the
 same seed gives byte-identical files.
+
+``refbp check`` writes one file per format. ``refbp grade`` writes all four per submission
+into its output folder (:data:`FOLDER_FILES`), the summary table, and, when asked, one
+combined file for the whole folder (:data:`FOLDER_RENDERERS`: every result in one JSON, one
+JUnit ``testsuite`` per submission, the summary followed by every feedback in Markdown).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from grading.checks import CheckRow
+from grading.checks import UNCHANGED, CheckRow
 from grading.grader import SubmissionResult
 from oracle.report import _write_all_atomically
 
@@ -25,6 +31,22 @@ FORMATS = ("json", "gradescope", "junit", "markdown")
 #: File names inside a submission's output folder (``refbp grade``).
 FOLDER_FILES = {"json": "result.json", "gradescope": "results.json", "junit": "junit.xml", "markdown": "feedback.md"}
 _OUTPUT_CHARS = 4000
+#: Statuses that JUnit reports as an ``error`` (the code did not produce a value) rather than a ``failure``.
+_JUNIT_ERRORS = ("error", "timeout", "crashed")
+#: Each status in plain words, for the student.
+STATUS_WORDS = {
+    "ok": "pass",
+    "mismatch": "wrong values",
+    "shape": "wrong shape",
+    "nan": "NaN or infinity",
+    "type": "not an array of numbers",
+    "mutated": "changed an input in place",
+    "missing": "not defined",
+    "error": "raised an exception",
+    "timeout": "took too long",
+    "crashed": "crashed the process",
+    "not_run": "not run (out of time)",
+}
 
 
 def _json(data: Any) -> str:
@@ -35,11 +57,15 @@ def _clean(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def render_json(result: SubmissionResult) -> str:
-    """``{"passed", "score", "max_score", "checks": [{"target", "quantity", "status", …}]}`` as text."""
+def _result_dict(result: SubmissionResult) -> dict[str, Any]:
     data = result.as_dict()
     data["checks"] = [{k: _clean(v) for k, v in row.items()} for row in data["checks"]]
-    return _json(data)
+    return data
+
+
+def render_json(result: SubmissionResult) -> str:
+    """``{"passed", "score", "max_score", "checks": [{"target", "quantity", "status", …}]}`` as text."""
+    return _json(_result_dict(result))
 
 
 def _row_line(row: CheckRow) -> str:
@@ -52,17 +78,24 @@ def _row_line(row: CheckRow) -> str:
     return text + (f"\n  hint: {row.diagnosis}" if row.diagnosis else "")
 
 
-def _groups(result: SubmissionResult) -> dict[str, list[CheckRow]]:
+def _groups(result: SubmissionResult, key: Callable[[CheckRow], str]) -> dict[str, list[CheckRow]]:
+    """The rows by ``key`` (a check or a function name), in first-appearance order."""
     groups: dict[str, list[CheckRow]] = {}
     for row in result.rows:
-        groups.setdefault(row.check, []).append(row)
+        groups.setdefault(key(row), []).append(row)
     return groups
 
 
 def render_gradescope(result: SubmissionResult) -> str:
-    """Gradescope's autograder ``results.json``: the total and one test per check (all its rows)."""
+    """Gradescope's autograder ``results.json``: the total and one test per check (all its rows).
+
+    Top level: ``score``, ``output``, ``visibility``, ``stdout_visibility``, ``tests``; each
+    test: ``name``, ``number``, ``score``, ``max_score``, ``status`` (``passed``/``failed``),
+    ``output``, ``visibility`` — the fields of Gradescope's autograder specification. No
+    ``execution_time``: regrades stay identical.
+    """
     tests = []
-    for number, (name, rows) in enumerate(_groups(result).items(), start=1):
+    for number, (name, rows) in enumerate(_groups(result, lambda r: r.check).items(), start=1):
         tests.append(
             {
                 "name": name,
@@ -80,20 +113,22 @@ def render_gradescope(result: SubmissionResult) -> str:
             "score": result.score,
             "output": f"{verdict} Interface {result.interface}, seed {result.seed}.",
             "visibility": "visible",
-            "stdout_visibility": "visible",
+            "stdout_visibility": "hidden",
             "tests": tests,
         }
     )
 
 
-def render_junit(result: SubmissionResult) -> str:
-    """JUnit XML: one ``testsuite`` for the submission, one ``testcase`` per check row."""
-    failures = sum(1 for r in result.rows if r.status not in ("ok", "error", "timeout", "crashed"))
-    errors = sum(1 for r in result.rows if r.status in ("error", "timeout", "crashed"))
+def _junit_counts(rows: Sequence[CheckRow]) -> tuple[int, int]:
+    """``(failures, errors)`` among ``rows``."""
+    errors = sum(1 for r in rows if r.status in _JUNIT_ERRORS)
+    return sum(1 for r in rows if not r.passed) - errors, errors
+
+
+def _junit_suite(result: SubmissionResult) -> list[str]:
+    """The ``<testsuite>`` element of one submission, one ``<testcase>`` per check row, indented by two."""
+    failures, errors = _junit_counts(result.rows)
     lines = [
-        '<?xml version="1.0" encoding="UTF-8"?>',
-        f'<testsuites name={quoteattr("refbp grade")} tests="{len(result.rows)}" '
-        f'failures="{failures}" errors="{errors}">',
         f'  <testsuite name={quoteattr(result.submission)} tests="{len(result.rows)}" '
         f'failures="{failures}" errors="{errors}">',
     ]
@@ -103,45 +138,143 @@ def render_junit(result: SubmissionResult) -> str:
         if row.passed:
             lines.append(f"    <testcase {attrs}/>")
             continue
-        tag = "error" if row.status in ("error", "timeout", "crashed") else "failure"
+        tag = "error" if row.status in _JUNIT_ERRORS else "failure"
         lines += [
             f"    <testcase {attrs}>",
             f"      <{tag} type={quoteattr(row.status)} message={quoteattr(row.message or row.status)}>"
             f"{escape(_row_line(row))}</{tag}>",
             "    </testcase>",
         ]
-    lines += ["  </testsuite>", "</testsuites>", ""]
+    return [*lines, "  </testsuite>"]
+
+
+def _junit(results: Sequence[SubmissionResult]) -> str:
+    rows = [row for result in results for row in result.rows]
+    failures, errors = _junit_counts(rows)
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<testsuites name={quoteattr("refbp grade")} tests="{len(rows)}" failures="{failures}" errors="{errors}">',
+        *(line for result in results for line in _junit_suite(result)),
+        "</testsuites>",
+        "",
+    ]
     return "\n".join(lines)
 
 
-def render_markdown(result: SubmissionResult) -> str:
-    """Feedback for the student: the score, then per function what is wrong and a hint."""
-    verdict = "all checks pass" if result.passed else "some checks fail"
+def render_junit(result: SubmissionResult) -> str:
+    """JUnit XML: one ``testsuite`` for the submission, one ``testcase`` per check row."""
+    return _junit([result])
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if not text or text[-1] in ".!?" else text + "."
+
+
+def _bullet(part: Sequence[CheckRow], whole_check: bool, where: str) -> str:
+    """One bullet for rows of one check that fail alike (``whole_check``: they are all of its rows)."""
+    row = part[0]
+    words = STATUS_WORDS.get(row.status, row.status)
+    if whole_check:  # the check failed as a whole: no list of quantities
+        if row.status == "missing":
+            return f"- {_sentence(row.message)}"
+        text = f"{words}{where}: {row.message}" if row.message else f"{words}{where}"
+        return f"- {_sentence(text[0].upper() + text[1:])}"
+    if row.status == "mutated":
+        changed = ", ".join(f"`{name}`" for name in row.message.partition(": ")[2].split(", ") if name)
+        return f"- It changed its argument{'s' if ',' in changed else ''} {changed} in place{where}."
+    names = ", ".join("the inputs" if r.quantity == UNCHANGED else f"`{r.quantity}`" for r in part)
+    if row.status == "error" and row.message.startswith("raised "):
+        return f"- {names}{where}: {_sentence(row.message)}"
+    detail = f" — {_sentence(row.message)}" if row.message else "."
+    if row.status == "mismatch" and row.max_rel_err is not None:
+        detail = f" (relative error up to {row.max_rel_err:.1e}){detail}"
+    return f"- {names}{where}: {words}{detail}"
+
+
+def _what_to_fix(rows: Sequence[CheckRow]) -> list[str]:
+    """Bullets for the failing rows of one function: rows of a check that fail alike share one bullet.
+
+    The inputs row of a check that did not complete says nothing new and is left out; a
+    bullet is not repeated; a hint follows the run of bullets it explains.
+    """
+    items: list[tuple[str, str]] = []  # (bullet, hint)
+    for check, group in itertools.groupby(rows, key=lambda r: r.check):
+        rows_of_check = list(group)
+        failing = [r for r in rows_of_check if not r.passed]
+        if any(r.quantity != UNCHANGED for r in failing):
+            failing = [r for r in failing if not (r.quantity == UNCHANGED and r.message.startswith("not checked"))]
+        if not failing:
+            continue
+        alike = len(failing) > 1 and len({(r.status, r.message, r.diagnosis) for r in failing}) == 1
+        where = "" if check == failing[0].target else f" in *{check}*"
+        for part in [failing] if alike else [[r] for r in failing]:
+            whole = len(part) == len(rows_of_check) > 1
+            items.append(
+                (_bullet(part, whole, "" if whole and part[0].status == "missing" else where), part[0].diagnosis)
+            )
+    lines: list[str] = []
+    for hint, group in itertools.groupby(dict.fromkeys(items), key=lambda item: item[1]):
+        lines += [bullet for bullet, _ in group]
+        if hint:
+            lines.append(f"  - Hint: {_sentence(hint)}")
+    return lines
+
+
+def render_markdown(result: SubmissionResult, level: int = 1) -> str:
+    """Feedback for the student: the score, what to fix per function with hints, then every check.
+
+    ``level`` is the level of the title heading (``refbp grade``'s combined file uses 2).
+    """
+    h = "#" * level
+    by_function = _groups(result, lambda r: r.target)
+    failing = [name for name, rows in by_function.items() if not all(r.passed for r in rows)]
+    if not failing:
+        verdict = "every check passes"
+    else:
+        count = sum(1 for r in result.rows if not r.passed)
+        verdict = f"{count} check{'s' if count != 1 else ''} fail{'s' if count == 1 else ''}, in " + ", ".join(
+            f"`{name}`" for name in failing
+        )
     lines = [
-        f"# Feedback for {result.submission}",
+        f"{h} Feedback for {result.submission}",
         "",
-        f"Score: **{result.score:g} / {result.max_score:g}** — {verdict} "
-        f"(interface `{result.interface}`, seed {result.seed}).",
+        f"Score: **{result.score:g} / {result.max_score:g}** — {verdict}.",
         "",
-        "| function | check | quantity | status | points |",
-        "|---|---|---|---|---:|",
+        f"Each function was called on random inputs (interface `{result.interface}`, seed {result.seed}) "
+        "and what it returned was compared with a reference solution.",
     ]
+    if failing and len({(r.status, r.message) for r in result.rows}) == 1:  # one cause for all: say it once
+        cause = _sentence(result.rows[0].message)
+        lines += ["", f"{h}# What to fix", "", f"- {cause[:1].upper()}{cause[1:]}"]
+    elif failing:
+        lines += ["", f"{h}# What to fix"]
+        for name in failing:
+            lines += ["", f"{h}## {name}", "", *_what_to_fix(by_function[name])]
+    lines += ["", f"{h}# Points by function", "", "| function | points | result |", "|---|---:|---|"]
+    for name, rows in by_function.items():
+        points = f"{sum(r.score for r in rows):g}/{sum(r.max_score for r in rows):g}"
+        bad = sorted({STATUS_WORDS.get(r.status, r.status) for r in rows if not r.passed})
+        lines.append(f"| {_cell(name)} | {points} | {_cell('fail: ' + ', '.join(bad)) if bad else 'pass'} |")
+    lines += ["", f"{h}# Every check", "", "| check | quantity | result | points |", "|---|---|---|---:|"]
     for row in result.rows:
-        cells = [row.target, row.check, row.quantity, row.status, f"{row.score:g}/{row.max_score:g}"]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    failing = [r for r in result.rows if not r.passed]
-    if failing:
-        lines += ["", "## What to fix", ""]
-        for row in failing:
-            lines.append(f"- **{row.target}** ({row.check}), `{row.quantity}`: {row.status}. {row.message}".rstrip())
-            if row.diagnosis:
-                lines.append(f"  - Hint: {row.diagnosis}")
+        cells = [row.check, row.quantity, STATUS_WORDS.get(row.status, row.status), f"{row.score:g}/{row.max_score:g}"]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     if result.output.strip():
-        lines += ["", "## Your program's output", "", "```text", result.output[:_OUTPUT_CHARS].rstrip("\n"), "```"]
+        lines += ["", f"{h}# Your program's output", "", "```text", result.output[:_OUTPUT_CHARS].rstrip("\n"), "```"]
     return "\n".join(lines) + "\n"
 
 
-RENDERERS = {"json": render_json, "gradescope": render_gradescope, "junit": render_junit, "markdown": render_markdown}
+RENDERERS: dict[str, Callable[[SubmissionResult], str]] = {
+    "json": render_json,
+    "gradescope": render_gradescope,
+    "junit": render_junit,
+    "markdown": render_markdown,
+}
 
 
 def write_outputs(result: SubmissionResult, paths: Mapping[str, Path]) -> None:
@@ -173,13 +306,9 @@ def summary_rows(results: Sequence[SubmissionResult]) -> list[dict[str, Any]]:
     return rows
 
 
-def write_summary(results: Sequence[SubmissionResult], folder: Path) -> dict[str, Path]:
-    """``summary.md`` and ``summary.csv`` of every submission in ``folder``, atomically."""
+def render_summary(results: Sequence[SubmissionResult]) -> str:
+    """The summary table in Markdown: a count line, then one row per submission."""
     rows = summary_rows(results)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["submission"], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
     passed = sum(1 for r in rows if r["passed"])
     interface = results[0].interface if results else ""
     seed = results[0].seed if results else 0
@@ -200,8 +329,63 @@ def write_summary(results: Sequence[SubmissionResult], folder: Path) -> dict[str
             row["first_failure"],
             row["hint"],
         ]
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_summary_csv(results: Sequence[SubmissionResult]) -> str:
+    """The summary table as CSV (same columns as :func:`summary_rows`)."""
+    rows = summary_rows(results)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["submission"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def render_folder_json(results: Sequence[SubmissionResult]) -> str:
+    """Every result of a folder in one JSON: counts, then each submission's result as :func:`render_json` has it."""
+    return _json(
+        {
+            "interface": results[0].interface if results else "",
+            "seed": results[0].seed if results else 0,
+            "submissions": len(results),
+            "passed": sum(1 for r in results if r.passed),
+            "results": [_result_dict(r) for r in results],
+        }
+    )
+
+
+def render_folder_junit(results: Sequence[SubmissionResult]) -> str:
+    """One JUnit file for a folder: one ``testsuite`` per submission."""
+    return _junit(results)
+
+
+def render_folder_markdown(results: Sequence[SubmissionResult]) -> str:
+    """The summary table, then every submission's feedback (its headings one level down)."""
+    return render_summary(results) + "".join("\n" + render_markdown(r, level=2) for r in results)
+
+
+#: The combined file of a whole folder, per format (a Gradescope ``results.json`` is per submission only).
+FOLDER_RENDERERS: dict[str, Callable[[Sequence[SubmissionResult]], str]] = {
+    "json": render_folder_json,
+    "junit": render_folder_junit,
+    "markdown": render_folder_markdown,
+}
+
+
+def write_folder_outputs(results: Sequence[SubmissionResult], paths: Mapping[str, Path]) -> None:
+    """Write each requested combined format (``{format: path}``, see :data:`FOLDER_RENDERERS`) atomically."""
+    texts = {}
+    for kind, path in paths.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        texts[Path(path)] = FOLDER_RENDERERS[kind](results)
+    _write_all_atomically(texts)
+
+
+def write_summary(results: Sequence[SubmissionResult], folder: Path) -> dict[str, Path]:
+    """``summary.md`` and ``summary.csv`` of every submission in ``folder``, atomically."""
     paths = {"md": folder / "summary.md", "csv": folder / "summary.csv"}
     folder.mkdir(parents=True, exist_ok=True)
-    _write_all_atomically({paths["md"]: "\n".join(lines) + "\n", paths["csv"]: buffer.getvalue()})
+    _write_all_atomically({paths["md"]: render_summary(results), paths["csv"]: render_summary_csv(results)})
     return paths

@@ -112,8 +112,8 @@ CATALOGUE: tuple[Pattern, ...] = (
     Pattern(
         "reshape_needed",
         _reshape_needed,
-        "the values are right but the shape is {got_shape} where {expected_shape} is expected: "
-        "keep the summed axis (keepdims=True) or reshape",
+        "the values are right, only the shape is wrong: keep the summed axis (keepdims=True) "
+        "or reshape to {expected_shape}",
     ),
     Pattern(
         "wrong_layer_order",

@@ -8,7 +8,8 @@ a pipe in the :mod:`grading.wire` format. The grader enforces a wall-clock deadl
 check and per submission; when a check overruns or the child dies, the process group is
 killed and a fresh child carries on with the remaining checks. Afterwards, always, the
 whole process group is killed and any process still carrying this run's token in its
-environment (one that escaped the group) is killed too.
+environment (one that escaped the group) is killed too, looking again at any process that
+started during the run and is caught inside ``execve`` (:func:`_kill_token_holders`).
 """
 
 from __future__ import annotations
@@ -276,6 +277,7 @@ def _run_child(
     start = time.monotonic()
     end = start + seconds
     settled = 0
+    since = _ticks_now()
     try:
         proc = subprocess.Popen(
             [sys.executable, "-I", str(CHILD_SCRIPT), str(request_fd), str(write_out), limit_text],
@@ -316,7 +318,7 @@ def _run_child(
             settled += 1
             current = None
     except _DeadlineError:
-        _stop(proc, token)
+        _stop(proc, token, since)
         if not outcome.imported and first:
             outcome.import_error = {"type": "Timeout", "message": "importing the submission took too long", "where": ""}
             return 0
@@ -326,7 +328,7 @@ def _run_child(
         outcome.checks[current.id] = CheckOutcome(current.id, "timeout", message=f"did not finish within {reason}")
         return settled + 1
     except wire.WireError as err:
-        code = _stop(proc, token, grace=1.0)
+        code = _stop(proc, token, since, grace=1.0)
         message = _death_text(code) if code is not None else f"sent a malformed message ({err})"
         if not outcome.imported:
             outcome.import_error = {"type": "Crash", "message": f"the process {message} while importing", "where": ""}
@@ -336,7 +338,7 @@ def _run_child(
         outcome.checks[current.id] = CheckOutcome(current.id, "crashed", message=f"the process {message}")
         return settled + 1
     finally:
-        _stop(proc, token)
+        _stop(proc, token, since)
         reader.close()
         os.close(read_out)
         drain.finish()
@@ -382,9 +384,10 @@ def _death_text(code: int) -> str:
     return f"exited with status {code}"
 
 
-def _stop(proc: subprocess.Popen, token: str, grace: float = 0.0) -> int | None:
+def _stop(proc: subprocess.Popen, token: str, since: int, grace: float = 0.0) -> int | None:
     """Kill the child's process group and every process carrying ``token``.
 
+    ``since`` is when the child started, in clock ticks since boot (see :func:`_ticks_now`).
     Returns the child's exit code if it had ended by itself (waiting up to ``grace``
     seconds for that), else ``None``.
     """
@@ -394,15 +397,42 @@ def _stop(proc: subprocess.Popen, token: str, grace: float = 0.0) -> int | None:
             code = proc.wait(grace)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    _kill_token_holders(token)
+    _kill_token_holders(token, since)
     if code is None:
         proc.wait()
     return code
 
 
-def _kill_token_holders(token: str) -> None:
-    """SIGKILL processes whose environment holds this run's token (those that left the process group)."""
+_PF_KTHREAD = 0x00200000  # the kernel-thread flag in /proc/PID/stat
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _ticks_now() -> int:
+    """Clock ticks since boot: the unit of a process's start time in ``/proc/PID/stat``."""
+    with open("/proc/uptime") as fh:
+        return int(float(fh.read().split()[0]) * _TICKS)
+
+
+def _kill_token_holders(token: str, since: int, patience: float = 0.5) -> None:
+    """SIGKILL processes whose environment holds this run's token (those that left the process group).
+
+    A process caught inside ``execve`` shows an empty environment for a moment, and a
+    single scan would miss it. So a process that started after ``since`` (clock ticks since
+    boot) and shows no environment counts as unsure, and the scan repeats until one pass
+    kills nothing and leaves nothing unsure, or ``patience`` seconds have passed.
+    """
     marker = f"{_TOKEN_VARIABLE}={token}".encode()
+    give_up = time.monotonic() + patience
+    while True:
+        killed, unsure = _scan_for_token(marker, since - 1)
+        if (not killed and not unsure) or time.monotonic() > give_up:
+            return
+        time.sleep(0.005)
+
+
+def _scan_for_token(marker: bytes, since: int) -> tuple[int, int]:
+    """One pass over ``/proc``: ``(processes killed, processes unsure)`` (see :func:`_kill_token_holders`)."""
+    killed = unsure = 0
     with contextlib.suppress(OSError):
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
@@ -415,6 +445,22 @@ def _kill_token_holders(token: str) -> None:
             if marker in environ.split(b"\0"):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(int(entry.name), signal.SIGKILL)
+                    killed += 1
+            elif not environ and _started_since(entry.name, since):
+                unsure += 1
+    return killed, unsure
+
+
+def _started_since(pid: str, since: int) -> bool:
+    """Whether process ``pid`` is a live user process that started at or after ``since`` (clock ticks)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+    except OSError:
+        return False
+    # After the command name: state is field 3, flags field 9, start time field 22 (man 5 proc).
+    state, flags, start = fields[0], int(fields[6]), int(fields[19])
+    return state not in "ZXx" and not flags & _PF_KTHREAD and start >= since
 
 
 class _Output:

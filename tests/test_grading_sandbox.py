@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 import numpy as np
 
+from grading import sandbox
 from grading.sandbox import Call, ChildCheck, SandboxLimits, run_submission
 
-PROBE = '''
+PROBE = """
 import os, resource, sys
 import numpy as np
 
@@ -34,7 +37,7 @@ def write_file(n):
 def twice(x):
     x *= 2
     return x
-'''
+"""
 
 
 def _run(tmp_path: Path, checks, limits=None):
@@ -71,7 +74,6 @@ def test_writing_past_the_file_size_limit_fails_inside_the_child(tmp_path):
     assert error["where"] == 'line 20: fh.write(b"z" * int(n))'
 
 
-
 def test_inputs_are_fresh_copies_and_come_back_after_the_call(tmp_path):
     x = np.arange(3.0)
     check = ChildCheck("t", (Call("twice", ({"input": "x"},)),), {"x": x}, watch=("x",))
@@ -92,3 +94,22 @@ def test_nothing_of_the_run_is_left_in_the_temporary_folder(tmp_path, monkeypatc
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     _run(tmp_path, [ChildCheck("e", (Call("environment", ()),), {})])
     assert os.listdir(scratch) == []
+
+
+def test_a_token_holder_is_killed_and_a_new_process_without_environment_counts_as_unsure():
+    """A process inside ``execve`` shows an empty environment for a moment: the scan must look again."""
+    since = sandbox._ticks_now()
+    marked = subprocess.Popen(["/bin/sleep", "30"], env={sandbox._TOKEN_VARIABLE: "t0k"})
+    blank = subprocess.Popen(["/bin/sleep", "30"], env={})
+    try:
+        killed, unsure = sandbox._scan_for_token(f"{sandbox._TOKEN_VARIABLE}=t0k".encode(), since - 1)
+        assert killed == 1 and unsure >= 1
+        assert marked.wait(10) == -signal.SIGKILL
+        assert blank.poll() is None  # not killed: it does not carry the token
+        assert sandbox._started_since(str(blank.pid), since - 1)
+        assert not sandbox._started_since(str(blank.pid), sandbox._ticks_now() + 100)
+        assert not sandbox._started_since(str(os.getpid()), since)  # this process started before
+    finally:
+        for proc in (marked, blank):
+            proc.kill()
+            proc.wait()

@@ -53,6 +53,7 @@ class Bug(NamedTuple):
     quantity: str
     pattern: str
     fails: tuple[str, ...]
+    status: str = ""  # the status the row must have, where it matters (else any failing one)
 
 
 DEEP_LINEAR = ("linear_backward", "linear_activation_backward", "L_model_backward")
@@ -184,7 +185,7 @@ BUGS = [
         "tanh_missing_square",
         "layers",
         "layers/vectorised.py",
-        "return dout * (1 - cache ** 2)",
+        "return dout * (1 - cache**2)",
         "return dout * (1 - cache)",
         "tanh_backward",
         "dx",
@@ -399,6 +400,107 @@ BUGS = [
             "L_model_backward",
         ),
     ),
+    Bug(
+        "deep_db_wrong_layer",
+        "deep",
+        "deep/vectorised.py",
+        'grads["db" + str(l + 1)] = db_temp',
+        'grads["db" + str(l + 2)] = db_temp',
+        "L_model_backward",
+        "grads['db2']",
+        "wrong_layer_order",
+        ("L_model_backward",),
+    ),
+    # ------------------------------------------------------------ layers, loops
+    Bug(
+        "loops_affine_partial_batch",
+        "layers",
+        "layers/loops.py",
+        "    for i in range(n):\n        dx[i] = w @ dout[i]",
+        "    for i in range(n - 1):\n        dx[i] = w @ dout[i]",
+        "affine_backward",
+        "dw",
+        "partial_batch",
+        ("affine_backward",),
+    ),
+    Bug(
+        "loops_sigmoid_missing_one_minus_s",
+        "layers",
+        "layers/loops.py",
+        "    s = np.vectorize(_sigmoid)(cache)\n    return dout * s * (1 - s)",
+        "    s = np.vectorize(_sigmoid)(cache)\n    return dout * s",
+        "sigmoid_backward",
+        "dx",
+        "missing_one_minus_s",
+        ("sigmoid_backward",),
+    ),
+    Bug(
+        "loops_softmax_loss_not_averaged",
+        "layers",
+        "layers/loops.py",
+        "return loss / n, dx / n",
+        "return loss, dx / n",
+        "softmax_loss",
+        "loss",
+        "missing_batch_division",
+        ("softmax_loss",),
+    ),
+    # -------------------------------------------------------------- deep, loops
+    Bug(
+        "loops_deep_partial_batch",
+        "deep",
+        "deep/loops.py",
+        "    for j in range(m):\n        dW += ",
+        "    for j in range(m - 1):\n        dW += ",
+        "linear_backward",
+        "dW",
+        "partial_batch",
+        DEEP_LINEAR,
+    ),
+    Bug(
+        "loops_deep_db_missing_m",
+        "deep",
+        "deep/loops.py",
+        "db[:, 0] += dZ[:, j] / m",
+        "db[:, 0] += dZ[:, j]",
+        "linear_backward",
+        "db",
+        "missing_batch_division",
+        DEEP_LINEAR,
+    ),
+    Bug(
+        "loops_deep_dAL_sign",
+        "deep",
+        "deep/loops.py",
+        "dA = (AL - Y) / (AL * (1 - AL))",
+        "dA = (Y - AL) / (AL * (1 - AL))",
+        "L_model_backward",
+        "grads['dA3']",
+        "sign_flipped",
+        ("L_model_backward",),
+    ),
+    Bug(
+        "loops_deep_dA_wrong_layer",
+        "deep",
+        "deep/loops.py",
+        'grads[f"dA{l - 1}"] = dA',
+        'grads[f"dA{l}"] = dA',
+        "L_model_backward",
+        "grads['dA3']",
+        "wrong_layer_order",
+        ("L_model_backward",),
+    ),
+    Bug(
+        "loops_deep_update_ascent",
+        "deep",
+        "deep/loops.py",
+        'parameters[key] -= learning_rate * grads["d" + key]',
+        'parameters[key] += learning_rate * grads["d" + key]',
+        "update_parameters",
+        "parameters['b2']",
+        "sign_flipped",
+        ("update_parameters",),
+    ),
     # ------------------------------------------------------------------- spec
     Bug(
         "spec_bias_averaged",
@@ -432,6 +534,30 @@ BUGS = [
         "grads['W1']",
         "",
         ("backprop",),
+    ),
+    Bug(
+        "spec_mean_not_divided",
+        "spec",
+        "spec/general.py",
+        'scale = 1 / n if reduction == "mean" else 1',
+        "scale = 1",
+        "backprop: network 2",
+        "grads['W1']",
+        "missing_batch_division",
+        ("backprop",),
+    ),
+    # ------------------------------------------------------- an exception raised
+    Bug(
+        "affine_forward_not_flattened",
+        "layers",
+        "layers/vectorised.py",
+        "out = x.reshape(x.shape[0], -1) @ w + b",
+        "out = x @ w + b",
+        "affine_forward",
+        "out",
+        "",
+        ("affine_forward", "affine_backward"),
+        status="error",
     ),
 ]
 
@@ -487,6 +613,8 @@ def test_buggy_submission_fails_on_the_right_function_with_the_right_hint(bug, g
     assert rows, f"no row {bug.check} / {bug.quantity}"
     assert all(not r.passed for r in rows), [(r.check, r.status) for r in rows]
     assert rows[0].pattern == bug.pattern, (rows[0].pattern, rows[0].diagnosis, rows[0].message)
+    if bug.status:
+        assert rows[0].status == bug.status, (rows[0].status, rows[0].message)
     if bug.pattern:
         assert rows[0].diagnosis
     failing_targets = {r.target for r in result.rows if not r.passed}
@@ -508,3 +636,38 @@ def test_a_shape_failure_names_both_shapes(graded):
     assert row.status == "shape"
     assert "(4,)" in row.message or "shape (" in row.message
     assert "keepdims" in row.diagnosis
+
+
+#: The bug families the issue lists, each as the catalogue patterns that name it.
+ISSUE_PATTERNS = {
+    "off by a factor of N or m": {"missing_batch_division", "extra_batch_division"},
+    "transposed": {"transposed"},
+    "sign flipped": {"sign_flipped"},
+    "missing (1 − s) in a sigmoid derivative": {"missing_one_minus_s"},
+    "bias gradient averaged instead of summed": {"bias_averaged"},
+    "wrong axis": {"wrong_axis"},
+    "only part of the batch used": {"partial_batch"},
+    "wrong layer order": {"wrong_layer_order"},
+}
+
+
+@pytest.mark.parametrize("family", list(ISSUE_PATTERNS))
+def test_every_bug_family_of_the_issue_has_buggy_submissions(family):
+    bugs = [b for b in BUGS if b.pattern in ISSUE_PATTERNS[family]]
+    assert len(bugs) >= 2, [b.name for b in bugs]
+
+
+def test_most_buggy_submissions_get_a_named_hint_and_every_base_style_is_used():
+    named = [b for b in BUGS if b.pattern]
+    assert len(named) >= 0.8 * len(BUGS)
+    assert {b.base for b in BUGS} == {name for _, name in CORRECT}
+
+
+def test_an_exception_is_reported_with_the_students_line_and_its_dependents_say_why(graded):
+    result = graded["affine_forward_not_flattened"]
+    out = next(r for r in result.rows if r.check == "affine_forward" and r.quantity == "out")
+    assert out.message.startswith("raised ValueError: ")
+    assert out.message.endswith("(line 7: out = x @ w + b)")
+    dx = next(r for r in result.rows if r.check == "affine_backward" and r.quantity == "dx")
+    assert dx.status == "error" and dx.message.startswith("affine_forward raised ValueError")
+    assert dx.message.endswith("so no cache to use")

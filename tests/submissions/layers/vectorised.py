@@ -39,7 +39,7 @@ def tanh_forward(x):
 
 
 def tanh_backward(dout, cache):
-    return dout * (1 - cache ** 2)
+    return dout * (1 - cache**2)
 
 
 def softmax_loss(x, y):
