@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from oracle.compare import FAILING_STATUSES, Row, compare_arrays, error_row, first_divergence
-from oracle.diagnosis import array_pattern, structural_hint
+from oracle.diagnosis import array_pattern, entry_hint, structural_hint
 from oracle.finite_diff import fd_directional, fd_gradients, fd_targets, random_directions
 from oracle.torch_twin import torch_backprop
 from refbp.network import backprop as refbp_backprop
@@ -182,7 +182,10 @@ def check_case(
             add(theirs[key], values.values[key], key, f"{ref}~fd", kinks=kinks)
 
     _diagnose(spec, rows, mine, theirs, batch=int(X.shape[spec.batch_axis]))
-    return CaseResult(case=case_id, depth=spec.depth, rows=rows, first=first_divergence(rows, spec.depth))
+    first = first_divergence(rows, spec.depth)
+    if first is not None and provided is not None and "delta" not in provided:
+        _add_entry_hint(spec, rows, first)
+    return CaseResult(case=case_id, depth=spec.depth, rows=rows, first=first)
 
 
 def _directional_rows(spec, params, X, T, key, mine, theirs, rng, add, left, ref, error) -> list[Row]:
@@ -223,6 +226,16 @@ def _diagnose(spec: NetworkSpec, rows: list[Row], mine: dict, theirs: dict, *, b
             )
         hints.append(structural_hint(spec, row.layer, row.quantity, agrees))
         row.diagnosis = "; ".join(h for h in hints if h)
+
+
+def _add_entry_hint(spec: NetworkSpec, rows: list[Row], first: Row) -> None:
+    """Without ``δ`` to compare, say where the error enters on the first divergence's failing rows."""
+    hint = entry_hint(spec, [(r.layer, r.quantity, r.pair, r.status) for r in rows])
+    if not hint:
+        return
+    for row in rows:
+        if (row.layer, row.quantity) == (first.layer, first.quantity) and row.status in FAILING_STATUSES:
+            row.diagnosis = "; ".join(h for h in (row.diagnosis, hint) if h)
 
 
 def describe(result: CaseResult) -> str:

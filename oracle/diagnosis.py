@@ -7,14 +7,23 @@ Two kinds of evidence, combined into one plain-language hint:
   some examples only;
 * the shape of the failure across quantities (:func:`structural_hint`): ``∂L/∂a_l``
   agrees but ``δ_l`` does not, so the activation derivative of layer ``l`` is wrong;
-  ``δ_l`` agrees but ``∂L/∂W_l`` does not, so the outer product is; and so on.
+  ``δ_l`` agrees but ``∂L/∂W_l`` does not, so the outer product is; and so on;
+* for an implementation that returns parameter gradients only (:func:`entry_hint`): the
+  highest layer whose gradients fail, below layers that agree, is where the error enters.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
+from oracle.compare import FAILING_STATUSES
 from refbp.spec import LOSS_OUTPUT_ACTIVATION, NetworkSpec
+from refbp.trace import QUANTITIES
+
+_FORWARD = frozenset({"z", "a", "loss"})
+_REFERENCE_PAIR = "torch~fd"
 
 
 def _close(x: np.ndarray, y: np.ndarray, rtol: float) -> bool:
@@ -110,3 +119,57 @@ def structural_hint(spec: NetworkSpec, layer: int, quantity: str, status: dict[t
         extra = " and the units (shared bias)" if spec.layers[layer - 1].bias == "shared" else ""
         return f"δ_{layer} agrees but ∂L/∂b_{layer} does not: check the sum of δ_{layer} over the batch{extra}"
     return ""
+
+
+def _quantity_list(quantities: Iterable[str]) -> str:
+    return ", ".join(sorted(set(quantities), key=QUANTITIES.index))
+
+
+def entry_hint(spec: NetworkSpec, rows: Iterable[tuple[int, str, str, str]]) -> str:
+    """Where the backward pass of one case goes wrong, from which gradients still agree; ``""`` when unclear.
+
+    ``rows`` are ``(layer, quantity, pair, status)`` of one case. Backprop runs from the
+    output layer ``L`` down to the input, so the highest layer with a failing gradient is
+    where the error enters, once every gradient compared above it agrees. This localises a
+    bug from parameter gradients alone — an implementation that returns only ``∂L/∂W_l``,
+    ``∂L/∂b_l`` and ``∂L/∂x``, whose rows :func:`structural_hint` cannot explain because
+    ``δ_l`` and ``∂L/∂a_l`` are not there to compare. No hint when the forward pass (``z``,
+    ``a``, the loss) differs, when the implementation raised, or when the torch twin and
+    finite differences disagree.
+    """
+    rows = list(rows)
+    backward = [r for r in rows if r[1] not in _FORWARD]
+    failing = [r for r in backward if r[3] in FAILING_STATUSES]
+    if not failing or any(r[3] in FAILING_STATUSES for r in rows if r[1] in _FORWARD):
+        return ""
+    if any(status == "error" or pair == _REFERENCE_PAIR for _, _, pair, status in failing):
+        return ""
+    top = max(int(r[0]) for r in failing)
+    if top < spec.depth and not any(int(r[0]) > top for r in backward):
+        return ""  # nothing compared above it: no telling where the error entered
+    if top == 0:
+        return "every layer's gradients agree but ∂L/∂x does not: check the product with W_1 that forms ∂L/∂x"
+    wrong = {r[1] for r in failing if int(r[0]) == top}
+    right = {r[1] for r in backward if int(r[0]) == top} - wrong
+    if "dL/dW" in wrong and "dL/db" in right:
+        return (
+            f"∂L/∂b_{top} agrees but ∂L/∂W_{top} does not, so δ_{top} is probably right: check ∂L/∂W_{top} "
+            f"(the product with {'x' if top == 1 else f'a_{top - 1}'}, a transpose, the scale, L2)"
+        )
+    if "dL/db" in wrong and "dL/dW" in right:
+        shared = " and the units (shared bias)" if spec.layers[top - 1].bias == "shared" else ""
+        return (
+            f"∂L/∂W_{top} agrees but ∂L/∂b_{top} does not, so δ_{top} is probably right: "
+            f"check the sum of δ_{top} over the batch{shared}"
+        )
+    activation = spec.layers[top - 1].activation
+    if top == spec.depth:
+        return (
+            f"the output layer {top} already diverges ({_quantity_list(wrong)}): check ∂L/∂a_{top} of the "
+            f"{spec.loss.kind} loss ({spec.loss.reduction}) and the derivative of {activation} in δ_{top}"
+        )
+    return (
+        f"layer {top + 1} agrees, layer {top} does not ({_quantity_list(wrong)}): the error enters in the backward "
+        f"step into layer {top} — ∂L/∂a_{top} from δ_{top + 1} and W_{top + 1}, or the derivative of "
+        f"{activation} in δ_{top}"
+    )

@@ -420,7 +420,10 @@ def mismatch_message(record: Mapping[str, Any]) -> str:
     title = "smallest failing case" if shown else "first failing case"
     lines.append(f"{title} ({case_id}: {record['depth_by_case'][case_id]} layer(s), batch {case['batch']}):")
     shown_rows = rows[:MESSAGE_ROWS]
-    notes = [row["diagnosis"] or row["message"] for row in shown_rows]
+    # One diagnosis shared by the rows it explains reads better once, under the table.
+    diagnoses = {row["diagnosis"] for row in shown_rows if row["diagnosis"]}
+    single = diagnoses.pop() if len(diagnoses) == 1 else ""
+    notes = [("" if single else row["diagnosis"]) or row["message"] for row in shown_rows]
     table = [
         [
             _where(row["layer"]),
@@ -440,9 +443,8 @@ def mismatch_message(record: Mapping[str, Any]) -> str:
     lines += ["  " + line.rstrip() for line in text.splitlines()]
     if len(rows) > MESSAGE_ROWS:
         lines.append(f"  … and {len(rows) - MESSAGE_ROWS} more failing rows")
-    hint = "" if any(row["diagnosis"] for row in shown_rows) else divergence_hint(record, case_id)
-    if hint:
-        lines.append(f"diagnosis: {hint}")
+    if single:
+        lines.append(f"diagnosis: {single}")
     lines.append(f"replay: {replay_command(record, case_id)}")
     if ":" not in record["implementation"]:
         lines.append(
@@ -452,62 +454,13 @@ def mismatch_message(record: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-_FORWARD = frozenset({"z", "a", "loss"})
-_REFERENCE_PAIR = "torch~fd"
-
-
-def _quantity_list(quantities: Iterable[str]) -> str:
-    return ", ".join(sorted(set(quantities), key=QUANTITIES.index))
-
-
 def divergence_hint(record: Mapping[str, Any], case_id: str) -> str:
-    """Where the backward pass of case ``case_id`` goes wrong, from which gradients still agree; ``""`` when unclear.
+    """:func:`oracle.diagnosis.entry_hint` for case ``case_id`` of a gate record."""
+    from oracle.diagnosis import entry_hint
 
-    Backprop runs from the output layer ``L`` down to the input, so the highest layer with a
-    failing gradient is where the error enters, once every gradient compared above it
-    agrees. This localises a bug from parameter gradients alone — an implementation that
-    returns only ``∂L/∂W_l`` (shape of ``W_l``), ``∂L/∂b_l`` and ``∂L/∂x`` (shape of ``X``),
-    whose rows carry no diagnosis of their own because ``δ_l`` and ``∂L/∂a_l`` are not
-    there to compare. No hint when the forward pass (``z``, ``a``, the loss) differs, when
-    the implementation raised, or when the torch twin and finite differences disagree.
-    """
-    rows = [row for row in record["rows"] if row["case"] == case_id and row["quantity"] not in _FORWARD]
-    failing = [row for row in rows if row["status"] in FAILING_STATUSES]
-    others = [row for row in record["rows"] if row["case"] == case_id and row["quantity"] in _FORWARD]
-    if not failing or any(row["status"] in FAILING_STATUSES for row in others):
-        return ""
-    if any(row["status"] == "error" or row["pair"] == _REFERENCE_PAIR for row in failing):
-        return ""
     spec = NetworkSpec.from_dict(record["cases_json"][case_id]["spec"])
-    top = max(int(row["layer"]) for row in failing)
-    if top < spec.depth and not any(int(row["layer"]) > top for row in rows):
-        return ""  # nothing compared above it: no telling where the error entered
-    if top == 0:
-        return "every layer's gradients agree but ∂L/∂x does not: check the product with W_1 that forms ∂L/∂x"
-    wrong = {row["quantity"] for row in failing if int(row["layer"]) == top}
-    right = {row["quantity"] for row in rows if int(row["layer"]) == top} - wrong
-    if "dL/dW" in wrong and "dL/db" in right:
-        return (
-            f"∂L/∂b_{top} agrees but ∂L/∂W_{top} does not, so δ_{top} is probably right: check ∂L/∂W_{top} "
-            f"(the product with {'x' if top == 1 else f'a_{top - 1}'}, a transpose, the scale, L2)"
-        )
-    if "dL/db" in wrong and "dL/dW" in right:
-        shared = " and the units (shared bias)" if spec.layers[top - 1].bias == "shared" else ""
-        return (
-            f"∂L/∂W_{top} agrees but ∂L/∂b_{top} does not, so δ_{top} is probably right: "
-            f"check the sum of δ_{top} over the batch{shared}"
-        )
-    activation = spec.layers[top - 1].activation
-    if top == spec.depth:
-        return (
-            f"the output layer {top} already diverges ({_quantity_list(wrong)}): check ∂L/∂a_{top} of the "
-            f"{spec.loss.kind} loss ({spec.loss.reduction}) and the derivative of {activation} in δ_{top}"
-        )
-    return (
-        f"layer {top + 1} agrees, layer {top} does not ({_quantity_list(wrong)}): the error enters in the backward "
-        f"step into layer {top} — ∂L/∂a_{top} from δ_{top + 1} and W_{top + 1}, or the derivative of "
-        f"{activation} in δ_{top}"
-    )
+    rows = [r for r in record["rows"] if r["case"] == case_id]
+    return entry_hint(spec, [(r["layer"], r["quantity"], r["pair"], r["status"]) for r in rows])
 
 
 def replay_command(record: Mapping[str, Any], case_id: str) -> str:

@@ -265,7 +265,7 @@ def failure_reports(record: Mapping[str, Any]) -> list[pytest.TestReport]:
     ``<gate test>[c0003 layer 2 dL/dW]``; the failure message names every pair that
     disagrees there, and the replay command of the case.
     """
-    from oracle.gate import divergence_hint, failing_rows, replay_command, row_summary
+    from oracle.gate import failing_rows, replay_command, row_summary
 
     groups: dict[tuple[str, int, str], list[Mapping[str, Any]]] = {}
     for row in failing_rows(record):
@@ -273,15 +273,10 @@ def failure_reports(record: Mapping[str, Any]) -> list[pytest.TestReport]:
     label = record["label"]
     path = label.partition("::")[0]
     reports = []
-    hints: dict[str, str] = {}
     for (case, layer, quantity), rows in groups.items():
         tag = f"{case} {'input' if layer == 0 else f'layer {layer}'} {quantity}"
         nodeid = f"{label[:-1]}-{tag}]" if label.endswith("]") else f"{label}[{tag}]"
         text = "\n".join([f"{case}: " + row_summary(rows[0]), *(row_summary(r) for r in rows[1:])])
-        if case not in hints:
-            hints[case] = divergence_hint(record, case)
-        if hints[case] and not any(row["diagnosis"] for row in rows):
-            text += f"\ndiagnosis: {hints[case]}"
         text += f"\nreplay: {replay_command(record, case)}"
         for when, outcome in (("setup", "passed"), ("call", "failed"), ("teardown", "passed")):
             longrepr = text if outcome == "failed" else None

@@ -74,3 +74,40 @@ def test_structural_hints(layer: int, quantity: str, agrees: set, expected: str)
 def test_structural_hint_is_silent_when_neighbours_also_fail() -> None:
     assert structural_hint(SPEC, 1, "delta", {}) == ""
     assert structural_hint(SPEC, 2, "dL/dW", {(2, "delta"): False}) == ""
+
+
+def _parameter_only(scale_W1: float = 1.0, scale_b1: float = 1.0):
+    """refbp's parameter gradients as a dict, with layer 1's ∂L/∂W and ∂L/∂b scaled."""
+    from refbp import backprop
+
+    def impl(spec, params, X, T):
+        _, grads = backprop(spec, params, X, T)
+        out = {}
+        for number, layer in enumerate(grads.layers, start=1):
+            out[f"W{number}"] = layer.grad_W * (scale_W1 if number == 1 else 1.0)
+            out[f"b{number}"] = layer.grad_b * (scale_b1 if number == 1 else 1.0)
+        return out
+
+    return impl
+
+
+def test_rows_of_a_parameter_only_implementation_say_where_the_error_enters() -> None:
+    from oracle.check import check_case
+
+    spec = NetworkSpec(inputs=3, layers=(LayerSpec(4, "tanh"), LayerSpec(2, "identity")), loss=LossSpec("half_sse"))
+    rng = np.random.default_rng(3)
+    params = {"W1": rng.standard_normal((3, 4)), "b1": rng.standard_normal(4)}
+    params |= {"W2": rng.standard_normal((4, 2)), "b2": rng.standard_normal(2)}
+    X, T = rng.standard_normal((2, 3)), rng.standard_normal((2, 2))
+
+    result = check_case("c", spec, params, X, T, impl=_parameter_only(scale_W1=1.5), fd="off")
+    assert (result.first.layer, result.first.quantity) == (1, "dL/dW")
+    assert "∂L/∂b_1 agrees but ∂L/∂W_1 does not, so δ_1 is probably right" in result.first.diagnosis
+    assert "scaled by 1.5" in result.first.diagnosis  # the array pattern is kept beside it
+
+    both = check_case("c", spec, params, X, T, impl=_parameter_only(scale_W1=-1.0, scale_b1=-1.0), fd="off")
+    assert "layer 2 agrees, layer 1 does not (dL/dW, dL/db)" in both.first.diagnosis
+    assert all(not row.diagnosis for row in both.rows if row.layer == 2)
+
+    clean = check_case("c", spec, params, X, T, impl=_parameter_only(), fd="full")
+    assert clean.passed and not any(row.diagnosis for row in clean.rows)
