@@ -130,8 +130,8 @@ def run_sweep(
         if shard is not None and index % shard[1] != shard[0]:
             return
         case_id = f"c{index + 1:04d}"
-        seen[case_id] = case
         results.append(check(case, case_id))
+        seen[case_id] = case  # after the check: an interrupted case is not reported as drawn
         bar.update(drawn[0])
 
     interrupted = False

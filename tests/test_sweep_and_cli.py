@@ -189,3 +189,37 @@ def test_console_script_runs_in_a_subprocess(tmp_path: Path) -> None:
     assert done.stdout.startswith("PASS: 5 cases")
     bad = subprocess.run([*command, "sweep", "--dtype", "float16"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_an_interrupted_sweep_keeps_its_cases_and_still_writes_the_reports(tmp_path: Path, capsys) -> None:
+    calls = [0]
+
+    def stops_at_the_fourth_case(spec, params, X, T):
+        calls[0] += 1
+        if calls[0] == 4:
+            raise KeyboardInterrupt
+        return backprop(spec, params, X, T)
+
+    result = run_sweep(10, seed=2, impl=stops_at_the_fourth_case, progress=False)
+    assert result.interrupted and len(result.results) == 3 and not result.shrunk
+    assert set(result.rows["case"]) == {"c0001", "c0002", "c0003"}
+
+    module = tmp_path / "stopper.py"
+    module.write_text(
+        "from refbp import backprop\ncalls = [0]\n\ndef impl(spec, params, X, T):\n"
+        "    calls[0] += 1\n    if calls[0] == 4:\n        raise KeyboardInterrupt\n"
+        "    return backprop(spec, params, X, T)\n"
+    )
+    code = main(["sweep", "--cases", "10", "--out", str(tmp_path / "r"), "--quiet", "--impl", f"{module}:impl"])
+    assert code == 1
+    assert capsys.readouterr().out.startswith("PASS (interrupted): 3 cases")
+    summary = json.loads((tmp_path / "r" / "sweep.json").read_text())
+    assert summary["meta"]["interrupted"] is True and summary["meta"]["cases"] == 3
+
+
+def test_the_progress_bar_counts_to_the_end_on_stderr(capsys) -> None:
+    run_sweep(4, seed=0, progress=True, fd="off")
+    err = capsys.readouterr().err
+    assert err.endswith("\n") and f"[{'#' * 30}] 4/4 cases" in err.splitlines()[-1]
+    run_sweep(4, seed=0, progress=False, fd="off")
+    assert capsys.readouterr().err == ""
