@@ -18,9 +18,15 @@ What is measured (see :func:`run_benchmarks`):
   float64 ``(N, width) @ (width, width)`` matmul timed in the same interleaved run.
 * **finite differences** of every parameter entry (:func:`oracle.finite_diff.fd_gradients`
   plus refbp's gradients and the comparison) against ``gradcheck(fast_mode=False)``, and
-  the directional mode (:data:`oracle.check.DIRECTIONS` random directions per parameter
-  tensor, :func:`oracle.finite_diff.fd_directional_many`) against ``gradcheck(fast_mode=True)``
-  (one direction per tensor), on the same networks of ≥ 10k parameters and data.
+  the directional check (:func:`fd_directional_check`: every parameter tensor and the
+  input, :func:`oracle.finite_diff.fd_directional_many`, per-entry differences of a tensor
+  that disagrees) against ``gradcheck(fast_mode=True)``, on the same networks of ≥ 10k
+  parameters and data. gradcheck's fast mode, with the parameters as its inputs, draws one
+  random direction ``u`` per input tensor (uniform ``[0, 1)``, normalised), takes ``J·u``
+  by a central difference (two forward passes per tensor) and compares it with ``vᵀJ·u``
+  from backward passes. The target compares equal work: :data:`GRADCHECK_DIRECTIONS`
+  direction per tensor (the input on top, which gradcheck does not check); the oracle's
+  :data:`oracle.check.DIRECTIONS` per tensor is timed and reported beside it.
 * **sweep throughput**: cases per second of :func:`oracle.sweep.run_sweep` (refbp, torch
   and full finite differences on small random networks; no shrinking), serial in this
   process and sharded over a pool of fresh processes, one per core (their start-up,
@@ -69,12 +75,13 @@ import numpy as np
 from oracle.cases import Case
 from oracle.check import DIRECTIONS
 from oracle.compare import compare_arrays
-from oracle.finite_diff import fd_directional_many, fd_gradients, random_directions
+from oracle.finite_diff import fd_directional_many, fd_gradients, random_directions_many
 from oracle.report import _md_table, _write_all_atomically
 from refbp.data import as_targets
 from refbp.losses import dense_targets
 from refbp.network import backprop, textbook_backprop
 from refbp.spec import L2Spec, LayerSpec, LossSpec, NetworkSpec
+from refbp.trace import quantity_map
 
 Size = tuple[int, int, int]  # (batch, width, depth)
 
@@ -87,6 +94,11 @@ RATIO_TARGET = 1.0
 MATMUL_SHARE_TARGET = 0.8
 FD_SLOW_TARGET = 20.0
 FD_FAST_TARGET = 3.0
+GRADCHECK_DIRECTIONS = 1
+"""Directions per tensor of the directional check timed against gradcheck's fast mode: as many as gradcheck draws."""
+DIRECTION_ENTRIES = "uniform"
+"""How the directional check draws its directions (see :func:`oracle.finite_diff.random_directions_many`):
+uniform on [−1, 1), as good a random direction as a Gaussian one and about 5× cheaper to draw in NumPy."""
 SWEEP_TARGET_SECONDS = 20.0
 SWEEP_TARGET_CASES = 1000
 
@@ -305,6 +317,39 @@ def hotspots(call: Callable[[], Any], *, top: int = 4, seconds: float = 0.3) -> 
     ]
 
 
+DIRECTIONAL_PHASES = {
+    "stacked forward pass": "_directional_stacked",
+    "refbp's fwd+bwd": "backprop",
+    "drawing directions": "random_directions_many",
+    "validation and unperturbed forward": "_prepare",
+    "checking directions": "_check_directions",
+    "comparison": "compare_arrays",
+}
+"""Where the time of :func:`fd_directional_check` goes: label → the function that does that part."""
+
+
+def phase_shares(call: Callable[[], Any], phases: Mapping[str, str], *, seconds: float = 0.3) -> dict[str, float]:
+    """Share of ``call``'s time spent inside each function of ``phases`` (cProfile cumulative time, ``label → name``).
+
+    cProfile's own overhead weighs on Python-heavy parts more than on NumPy-heavy ones, so
+    the shares are a rough picture.
+    """
+    started = time.perf_counter()
+    call()
+    count = max(1, math.ceil(seconds / max(time.perf_counter() - started, 1e-9)))
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(count):
+        call()
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats
+    total = sum(entry[2] for entry in stats.values()) or 1.0
+    cumulative: dict[str, float] = {}
+    for (_, _, name), entry in stats.items():
+        cumulative[name] = cumulative.get(name, 0.0) + entry[3]
+    return {label: cumulative.get(name, 0.0) / total for label, name in phases.items()}
+
+
 def _frame_name(key: tuple[str, int, str]) -> str:
     file, line, name = key
     if file == "~":
@@ -396,16 +441,59 @@ def fd_full_check(spec: NetworkSpec, data: Any) -> bool:
     return all(_agrees(mine[_name(key)], fd.values[key], spec) for key in keys)
 
 
-def fd_directional_check(spec: NetworkSpec, data: Any, seed: int = 0) -> bool:
-    """refbp's parameter gradients projected on :data:`DIRECTIONS` random directions per tensor, against FD."""
+def directional_keys(spec: NetworkSpec) -> list[tuple[int, str]]:
+    """What the directional check covers: every parameter tensor (:func:`parameter_keys`) and the input."""
+    return [*parameter_keys(spec), (0, "dL/dx")]
+
+
+def fd_directional_check(spec: NetworkSpec, data: Any, seed: int = 0, *, directions: int = DIRECTIONS) -> bool:
+    """refbp's gradients against directional finite differences: :func:`directional_disagreements` finds none."""
+    return not directional_disagreements(spec, data, seed, directions=directions)
+
+
+def directional_disagreements(
+    spec: NetworkSpec,
+    data: Any,
+    seed: int = 0,
+    *,
+    directions: int = DIRECTIONS,
+    gradients: Mapping[tuple[int, str], np.ndarray] | None = None,
+) -> list[tuple[int, str]]:
+    """The tensors whose gradient disagrees with finite differences, located as the oracle's directional mode does.
+
+    ``gradients`` (``{(layer, quantity): array}`` for :func:`directional_keys`; default
+    refbp's) is projected on ``directions`` random unit directions per tensor (every
+    parameter tensor and the input; entries :data:`DIRECTION_ENTRIES`, one generator draw
+    for all of them) and compared with the directional derivatives of
+    :func:`oracle.finite_diff.fd_directional_many` (one stacked forward pass for all the
+    ``±h`` copies). Where the projections disagree, the tensors whose own projections
+    disagree are differenced entry by entry (:func:`oracle.finite_diff.fd_gradients`) and
+    those that still disagree are returned, in the order of :func:`directional_keys` — as
+    gradcheck's fast mode reruns its slow mode for an input that fails. An empty list
+    means the check passed.
+    """
+    if gradients is None:
+        _, grads = backprop(spec, data.params, data.X, data.T)
+        gradients = quantity_map(None, grads)
+    keys = directional_keys(spec)
     rng = np.random.default_rng(seed)
-    _, grads = backprop(spec, data.params, data.X, data.T)
-    mine = grads.by_parameter()
-    keys = parameter_keys(spec)
-    directions = {key: random_directions(mine[_name(key)].shape, DIRECTIONS, rng) for key in keys}
-    fd = fd_directional_many(spec, data.params, data.X, data.T, directions)
-    projected = [directions[key].reshape(DIRECTIONS, -1) @ mine[_name(key)].ravel() for key in keys]
-    return _agrees(np.concatenate(projected), np.concatenate([fd[key][0] for key in keys]), spec)
+    shapes = [np.shape(gradients[key]) for key in keys]
+    drawn = dict(zip(keys, random_directions_many(shapes, directions, rng, entries=DIRECTION_ENTRIES), strict=True))
+    fd = fd_directional_many(spec, data.params, data.X, data.T, drawn)
+    projected = {key: drawn[key].reshape(directions, -1) @ np.ravel(gradients[key]) for key in keys}
+    mine, theirs = np.concatenate(list(projected.values())), np.concatenate([fd[key][0] for key in keys])
+    kinks = np.concatenate([fd[key][1] for key in keys])
+    if _agrees(mine, theirs, spec, kinks):
+        return []
+    # Each tensor's tolerance as in the joint comparison: relative to the largest projection of any tensor.
+    scale = float(np.maximum(np.abs(mine), np.abs(theirs))[~kinks].max(initial=0.0))
+    suspects = [key for key in keys if not _agrees(projected[key], fd[key][0], spec, fd[key][1], scale)]
+    if not suspects:
+        return []
+    entries = fd_gradients(spec, data.params, data.X, data.T, targets=suspects)
+    return [
+        key for key in suspects if not _agrees(gradients[key], entries.values[key], spec, entries.kinks[key], scale)
+    ]
 
 
 def _name(key: tuple[int, str]) -> str:
@@ -414,43 +502,80 @@ def _name(key: tuple[int, str]) -> str:
     return f"{quantity[-1]}{layer}"
 
 
-def _agrees(candidate: np.ndarray, reference: np.ndarray, spec: NetworkSpec) -> bool:
+def _agrees(
+    candidate: np.ndarray,
+    reference: np.ndarray,
+    spec: NetworkSpec,
+    kinks: np.ndarray | None = None,
+    scale_floor: float = 0.0,
+) -> bool:
     row = compare_arrays(
-        candidate, reference, case="bench", layer=0, quantity="dL/dW", pair="refbp~fd", dtype=spec.dtype
+        candidate,
+        reference,
+        case="bench",
+        layer=0,
+        quantity="dL/dW",
+        pair="refbp~fd",
+        dtype=spec.dtype,
+        kinks=kinks,
+        scale_floor=scale_floor,
     )
     return row.status in ("ok", "kink")
 
 
-def measure_fd(spec: NetworkSpec, *, repeats: int) -> dict:
-    """Finite differences against gradcheck, both modes, on one network (median seconds per check)."""
+def measure_fd(spec: NetworkSpec, *, repeats: int, fast_repeats: int = 7, sample_seconds: float = 0.05) -> dict:
+    """Finite differences against gradcheck, both modes, on one network (median seconds per check).
+
+    Two interleaved runs. The slow pair (seconds a call: :func:`fd_full_check` and
+    gradcheck's slow mode) is sampled one call at a time, ``repeats`` samples. The
+    directional checks and gradcheck's fast mode (milliseconds a call) are timed on their
+    own, ``fast_repeats`` samples of at least ``sample_seconds`` each: timed in the same
+    run as the slow pair, one call a sample, each fast call ran cold right after a
+    seconds-long slow one (caches and the allocator's memory churned by it), and which
+    slow check preceded which fast one weighed on the ratio (ours came after gradcheck's
+    slow mode, gradcheck's fast mode after our millisecond check).
+
+    ``fd_directional`` draws :data:`GRADCHECK_DIRECTIONS` direction per tensor, as
+    gradcheck's fast mode does (the target's comparison); ``fd_directional_oracle``
+    draws :data:`oracle.check.DIRECTIONS`, as the oracle's directional mode does.
+    """
     import torch
 
     data = Case(spec, batch=FD_BATCH, seed=0).materialize()
     net = TorchNet.build(spec, data.params, data.X, data.T)
     loss_of, leaves = net.function_of_parameters(), tuple(net.parameters)
-    candidates: dict[str, Callable[[], Any]] = {
+    slow: dict[str, Callable[[], Any]] = {
         "fd_full": lambda: fd_full_check(spec, data),
         "gradcheck_slow": lambda: torch.autograd.gradcheck(loss_of, leaves, fast_mode=False, raise_exception=False),
-        "fd_directional": lambda: fd_directional_check(spec, data),
+    }
+    fast: dict[str, Callable[[], Any]] = {
+        "fd_directional": lambda: fd_directional_check(spec, data, directions=GRADCHECK_DIRECTIONS),
+        "fd_directional_oracle": lambda: fd_directional_check(spec, data, directions=DIRECTIONS),
         "gradcheck_fast": lambda: torch.autograd.gradcheck(loss_of, leaves, fast_mode=True, raise_exception=False),
     }
-    passed = {name: bool(call()) for name, call in candidates.items()}
-    samples = time_interleaved(candidates, repeats=repeats, sample_seconds=0.0)
+    passed = {name: bool(call()) for name, call in {**slow, **fast}.items()}
+    samples = time_interleaved(slow, repeats=repeats, sample_seconds=0.0)
+    samples.update(time_interleaved(fast, repeats=fast_repeats, sample_seconds=sample_seconds))
     seconds = {name: _median(values) for name, values in samples.items()}
     row = {
         "network": describe_spec(spec),
         "parameters": spec.n_parameters,
         "batch": FD_BATCH,
+        "directions": {"fd_directional": GRADCHECK_DIRECTIONS, "fd_directional_oracle": DIRECTIONS},
         "seconds": seconds,
         "samples": samples,
         "passed": passed,
         "speedup_full": seconds["gradcheck_slow"] / seconds["fd_full"],
         "speedup_directional": seconds["gradcheck_fast"] / seconds["fd_directional"],
+        "speedup_directional_oracle": seconds["gradcheck_fast"] / seconds["fd_directional_oracle"],
     }
     if row["speedup_full"] < FD_SLOW_TARGET:
-        row["hotspots_full"] = hotspots(candidates["fd_full"], seconds=0.0)
-    if row["speedup_directional"] < FD_FAST_TARGET:
-        row["hotspots_directional"] = hotspots(candidates["fd_directional"], seconds=0.0)
+        row["hotspots_full"] = hotspots(slow["fd_full"], seconds=0.0)
+    for name in ("fd_directional", "fd_directional_oracle"):
+        suffix = name.removeprefix("fd")  # "_directional", "_directional_oracle"
+        if row["speedup" + suffix] < FD_FAST_TARGET:
+            row["hotspots" + suffix] = hotspots(fast[name])
+            row["phases" + suffix] = phase_shares(fast[name], DIRECTIONAL_PHASES)
     return row
 
 
@@ -604,7 +729,11 @@ def run_benchmarks(config: BenchConfig, *, log: Callable[[str], None] = lambda _
         result["fd"] = []
         for spec in fd_specs(config.smoke):
             log(f"finite differences vs gradcheck: {describe_spec(spec)} …")
-            result["fd"].append(measure_fd(spec, repeats=config.fd_repeats))
+            result["fd"].append(
+                measure_fd(
+                    spec, repeats=config.fd_repeats, fast_repeats=config.repeats, sample_seconds=config.sample_seconds
+                )
+            )
     log(f"sweep of {config.sweep_cases} cases, serial and on {config.workers} processes …")
     result["sweep"] = measure_sweep(config.sweep_cases, config.workers)
     if config.memory:
@@ -643,8 +772,14 @@ def _top(spots: list[dict] | None) -> str:
 
 
 def _verdict(name: str, goal: str, measured: str, met: bool, missed_by: str, why: str) -> dict:
-    return {"target": name, "goal": goal, "measured": measured, "met": met, "missed_by": "" if met else missed_by,
-            "why": "" if met else why}
+    return {
+        "target": name,
+        "goal": goal,
+        "measured": measured,
+        "met": met,
+        "missed_by": "" if met else missed_by,
+        "why": "" if met else why,
+    }
 
 
 def verdicts(result: Mapping) -> list[dict]:
@@ -662,8 +797,14 @@ def verdicts(result: Mapping) -> list[dict]:
             )
         why += f". {_top(row.get('hotspots'))}"
         rows.append(
-            _verdict(f"fwd+bwd {size} vs torch", f"≤ {RATIO_TARGET:.1f}×", f"{ratio:.2f}×", ratio <= RATIO_TARGET,
-                     f"{ratio / RATIO_TARGET - 1:.1%} slower", why)
+            _verdict(
+                f"fwd+bwd {size} vs torch",
+                f"≤ {RATIO_TARGET:.1f}×",
+                f"{ratio:.2f}×",
+                ratio <= RATIO_TARGET,
+                f"{ratio / RATIO_TARGET - 1:.1%} slower",
+                why,
+            )
         )
     largest = result["grid"][-1]
     if "matmul_share" in largest:
@@ -681,18 +822,27 @@ def verdicts(result: Mapping) -> list[dict]:
     for row in result["fd"]:
         big = row["parameters"] >= 10_000
         label = f"{row['parameters']:,} parameters" + ("" if big else " (smoke network, < 10k)")
-        for key, target, mode in (("speedup_full", FD_SLOW_TARGET, "full"), ("speedup_directional", FD_FAST_TARGET,
-                                                                            "directional")):
+        for key, target, mode in (
+            ("speedup_full", FD_SLOW_TARGET, "full"),
+            ("speedup_directional", FD_FAST_TARGET, "directional"),
+        ):
             speedup = row[key]
             against = "gradcheck slow mode" if mode == "full" else "gradcheck fast mode"
+            measured = f"{speedup:.1f}×"
+            why = _top(row.get(f"hotspots_{mode}"))
+            oracle_speedup = row.get("speedup_directional_oracle")
+            if mode == "directional" and oracle_speedup is not None:
+                # The target compares equal work (gradcheck's one direction per tensor); the oracle draws more.
+                measured += f" ({GRADCHECK_DIRECTIONS}/tensor as gradcheck; {DIRECTIONS}/tensor: {oracle_speedup:.1f}×)"
+                why = _why_directional(row, "_directional")
             rows.append(
                 _verdict(
                     f"FD {mode} vs {against}, {label}",
                     f"≥ {target:.0f}× faster",
-                    f"{speedup:.1f}×",
+                    measured,
                     speedup >= target,
                     f"{1 - speedup / target:.0%} short",
-                    _top(row.get(f"hotspots_{mode}")),
+                    why,
                 )
             )
     sweep = result["sweep"]
@@ -740,6 +890,38 @@ def _mib(n_bytes: float) -> str:
     return f"{n_bytes / 2**20:,.1f}"
 
 
+def _directional_note(rows: list[dict]) -> list[str]:
+    """What the directional comparison compares, and by how much the oracle's own directions miss (profiled)."""
+    text = (
+        f"Directional checks: the target compares equal work, {GRADCHECK_DIRECTIONS} random direction per tensor as "
+        f"gradcheck's fast mode draws (refbp's check also covers the input, gradcheck's does not); the oracle's "
+        f"directional mode draws {DIRECTIONS} per tensor, timed beside it."
+    )
+    for r in rows:
+        speedup = r.get("speedup_directional_oracle")
+        if speedup is not None and speedup < FD_FAST_TARGET:
+            why = _why_directional(r, "_directional_oracle")
+            text += (
+                f" With {DIRECTIONS} per tensor, {r['parameters']:,} parameters: {speedup:.1f}×, "
+                f"{1 - speedup / FD_FAST_TARGET:.0%} short of {FD_FAST_TARGET:.0f}×"
+                + (f" ({why})" if why else "")
+                + "."
+            )
+    return [text, ""]
+
+
+def _why_directional(row: Mapping, suffix: str) -> str:
+    """``"time: …; profile: …"`` from the phase shares and hot spots of a directional check ("" without them)."""
+    parts = []
+    phases = row.get("phases" + suffix)
+    if phases:
+        ranked = sorted(phases.items(), key=lambda item: item[1], reverse=True)
+        parts.append("time: " + ", ".join(f"{label} {share:.0%}" for label, share in ranked))
+    if row.get("hotspots" + suffix):
+        parts.append(_top(row["hotspots" + suffix]))
+    return "; ".join(parts)
+
+
 def render_markdown(result: Mapping) -> str:
     """The report: targets, then every table, then how it was measured."""
     meta = result["meta"]
@@ -759,8 +941,12 @@ def render_markdown(result: Mapping) -> str:
         _md_table(
             ["target", "goal", "measured", "verdict"],
             [
-                [t["target"], t["goal"], t["measured"],
-                 "met" if t["met"] else f"**missed** by {t['missed_by']}: {t['why']}".strip()]
+                [
+                    t["target"],
+                    t["goal"],
+                    t["measured"],
+                    "met" if t["met"] else f"**missed** by {t['missed_by']}: {t['why']}".strip(),
+                ]
                 for t in result["targets"]
             ],
         ),
@@ -770,8 +956,18 @@ def render_markdown(result: Mapping) -> str:
         "![refbp / torch per grid size](benchmarks.svg)",
         "",
         _md_table(
-            ["(batch, width, depth)", "parameters", "refbp ms", "textbook ms", "torch ms", "torch θ-only ms",
-             "refbp / torch", "refbp / torch θ-only", "refbp GFLOP/s", "torch GFLOP/s"],
+            [
+                "(batch, width, depth)",
+                "parameters",
+                "refbp ms",
+                "textbook ms",
+                "torch ms",
+                "torch θ-only ms",
+                "refbp / torch",
+                "refbp / torch θ-only",
+                "refbp GFLOP/s",
+                "torch GFLOP/s",
+            ],
             [
                 [
                     f"({r['batch']}, {r['width']}, {r['depth']})",
@@ -804,8 +1000,19 @@ def render_markdown(result: Mapping) -> str:
         "## Finite differences vs torch.autograd.gradcheck",
         "",
         _md_table(
-            ["network", "parameters", "FD full s", "gradcheck slow s", "speed-up", "FD directional s",
-             "gradcheck fast s", "speed-up", "all passed"],
+            [
+                "network",
+                "parameters",
+                "FD full s",
+                "gradcheck slow s",
+                "speed-up",
+                f"FD directional ({GRADCHECK_DIRECTIONS}/tensor) s",
+                "gradcheck fast s",
+                "speed-up",
+                f"FD directional ({DIRECTIONS}/tensor) s",
+                "speed-up",
+                "all passed",
+            ],
             [
                 [
                     r["network"],
@@ -816,13 +1023,16 @@ def render_markdown(result: Mapping) -> str:
                     f"{r['seconds']['fd_directional']:.3g}",
                     f"{r['seconds']['gradcheck_fast']:.3g}",
                     f"{r['speedup_directional']:.1f}×",
+                    f"{r['seconds'].get('fd_directional_oracle', math.nan):.3g}",
+                    f"{r.get('speedup_directional_oracle', math.nan):.1f}×",
                     ", ".join(k for k, v in r["passed"].items() if not v) or "yes",
                 ]
                 for r in result["fd"]
             ],
-            right=range(1, 8),
+            right=range(1, 10),
         ),
         "",
+        *_directional_note(result["fd"]),
     ]
     sweep = result["sweep"]
     lines += [
@@ -831,11 +1041,20 @@ def render_markdown(result: Mapping) -> str:
         _md_table(
             ["run", "cases", "wall s", "cases / s", "passed"],
             [
-                ["serial, this process", f"{sweep['serial']['checked']:,}", f"{sweep['serial']['seconds']:.1f}",
-                 f"{sweep['serial']['cases_per_second']:.0f}", f"{sweep['serial']['passed']:,}"],
-                [f"{sweep['parallel']['workers']} fresh processes (start-up included)",
-                 f"{sweep['parallel']['checked']:,}", f"{sweep['parallel']['seconds']:.1f}",
-                 f"{sweep['parallel']['cases_per_second']:.0f}", f"{sweep['parallel']['passed']:,}"],
+                [
+                    "serial, this process",
+                    f"{sweep['serial']['checked']:,}",
+                    f"{sweep['serial']['seconds']:.1f}",
+                    f"{sweep['serial']['cases_per_second']:.0f}",
+                    f"{sweep['serial']['passed']:,}",
+                ],
+                [
+                    f"{sweep['parallel']['workers']} fresh processes (start-up included)",
+                    f"{sweep['parallel']['checked']:,}",
+                    f"{sweep['parallel']['seconds']:.1f}",
+                    f"{sweep['parallel']['cases_per_second']:.0f}",
+                    f"{sweep['parallel']['passed']:,}",
+                ],
             ],
             right=range(1, 5),
         ),
@@ -868,9 +1087,14 @@ def render_markdown(result: Mapping) -> str:
         "- torch: eager autograd, `loss.backward()` from leaves with `requires_grad` and no `retain_grad`; "
         "`torch` also makes the input a leaf (refbp returns ∂L/∂x), `torch θ-only` does not.",
         "- FLOPs: `6·N·n_in·n_out` per layer (matmuls only). Samples interleaved, medians, GC paused while timing.",
-        "- FD full: refbp's gradients + `fd_gradients` of every parameter entry + comparison; FD directional: "
-        f"{DIRECTIONS} random directions per parameter tensor with `fd_directional`; gradcheck: default eps and "
-        "tolerances, one direction per tensor in fast mode.",
+        "- FD full: refbp's gradients + `fd_gradients` of every parameter entry + comparison (slow pair timed one "
+        "call a sample). FD directional: refbp's gradients of every parameter tensor and of the input projected on "
+        f"random directions ({GRADCHECK_DIRECTIONS} per tensor, as gradcheck's fast mode, for the target; "
+        f"{DIRECTIONS} per tensor, as the oracle's directional mode, beside it; uniform entries on [−1, 1), one draw), "
+        "`fd_directional_many` (one stacked forward pass) + comparison, with per-entry differences of a tensor "
+        "that disagrees; gradcheck: default eps and tolerances, parameters as its inputs, one direction per "
+        "tensor in fast mode. The directional checks and gradcheck's fast mode are timed on their own, "
+        "interleaved, in samples of at least the grid's sample time.",
         "- Sweep: `oracle.sweep.run_sweep` (refbp, torch twin, full FD; no shrinking); the pool runs shards in "
         "fresh (spawned) processes, one thread each.",
         "- Memory: each framework in a fresh process; RSS high-water mark (`VmHWM`, reset through "

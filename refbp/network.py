@@ -96,9 +96,7 @@ def textbook_forward(spec: NetworkSpec, params: Mapping[str, np.ndarray], X: Any
     return trace
 
 
-def textbook_backward(
-    spec: NetworkSpec, params: Mapping[str, np.ndarray], trace: ForwardTrace, T: Any
-) -> Gradients:
+def textbook_backward(spec: NetworkSpec, params: Mapping[str, np.ndarray], trace: ForwardTrace, T: Any) -> Gradients:
     """Backpropagate the loss through ``trace`` (from a forward pass on the same parameters; textbook path).
 
     Returns a :class:`Gradients` whose arrays have the shapes of the corresponding

@@ -13,12 +13,15 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
+import oracle.bench as bench
 from oracle.bench import (
     GRID,
     SMOKE_GRID,
     BenchConfig,
     TorchNet,
     describe_spec,
+    directional_disagreements,
+    directional_keys,
     fd_directional_check,
     fd_full_check,
     fd_specs,
@@ -33,6 +36,7 @@ from oracle.bench import (
     write_report,
 )
 from oracle.cases import Case
+from oracle.check import DIRECTIONS
 from refbp.cli import main
 from refbp.network import backprop
 from refbp.trace import quantity_map
@@ -82,6 +86,54 @@ def test_fd_checks_of_the_benchmark_agree_with_refbp(spec) -> None:
     assert fd_directional_check(spec, data)
 
 
+def _counting_fd_gradients(monkeypatch) -> list[list]:
+    """Record the targets the benchmark's directional check differences entry by entry."""
+    asked: list[list] = []
+    real = bench.fd_gradients
+
+    def fd_gradients(spec, params, X, T, targets=None):
+        asked.append(list(targets))
+        return real(spec, params, X, T, targets=targets)
+
+    monkeypatch.setattr(bench, "fd_gradients", fd_gradients)
+    return asked
+
+
+@pytest.mark.parametrize("directions", [1, DIRECTIONS])
+@pytest.mark.parametrize("spec", fd_specs(smoke=True), ids=describe_spec)
+def test_directional_check_finds_a_wrong_gradient_and_locates_its_layer(spec, directions, monkeypatch) -> None:
+    """Every parameter tensor and the input: one wrong entry is found, and differencing that tensor entry by
+    entry (only that one) names it; right gradients are differenced nowhere."""
+    data = Case(spec, batch=4, seed=2).materialize()
+    _, grads = backprop(spec, data.params, data.X, data.T)
+    right = quantity_map(None, grads)
+    asked = _counting_fd_gradients(monkeypatch)
+    assert directional_disagreements(spec, data, directions=directions, gradients=right) == []
+    assert asked == []
+    keys = directional_keys(spec)
+    assert len(keys) == len(spec.parameter_shapes()) + 1 and keys[-1] == (0, "dL/dx")
+    scale = max(float(np.abs(right[key]).max()) for key in keys)
+    for key in keys:
+        wrong = dict(right)
+        wrong[key] = right[key].copy()
+        wrong[key].flat[-1] += 1e-2 * scale  # one entry off, as a wrong index or a missing term would be
+        asked.clear()
+        assert directional_disagreements(spec, data, directions=directions, gradients=wrong) == [key]
+        assert asked == [[key]]
+
+
+def test_directional_check_locates_a_wrong_layer_of_a_ten_thousand_parameter_network(monkeypatch) -> None:
+    spec = fd_specs()[0]
+    data = Case(spec, batch=16, seed=0).materialize()
+    _, grads = backprop(spec, data.params, data.X, data.T)
+    right = quantity_map(None, grads)
+    asked = _counting_fd_gradients(monkeypatch)
+    assert fd_directional_check(spec, data, directions=1) and asked == []
+    wrong = {**right, (2, "dL/dW"): right[(2, "dL/dW")] * 1.001}  # the whole tensor 0.1 % off
+    assert directional_disagreements(spec, data, directions=1, gradients=wrong) == [(2, "dL/dW")]
+    assert asked == [[(2, "dL/dW")]]
+
+
 def test_samples_are_interleaved_and_counted() -> None:
     order: list[str] = []
     samples = time_interleaved(
@@ -123,6 +175,31 @@ def test_verdicts_say_by_how_much_a_target_is_missed() -> None:
     assert all(row["met"] and row["missed_by"] == "" for row in met)
 
 
+def test_directional_verdict_compares_equal_work_and_reports_the_oracles_directions() -> None:
+    result = _synthetic_result(0.9, 0.95, (25.0, 3.5), 12.0)
+    result["fd"][0]["speedup_directional_oracle"] = 2.4
+    result["fd"][0]["hotspots_directional_oracle"] = [{"function": "_affine_into", "share": 0.2}]
+    row = next(r for r in verdicts(result) if r["target"].startswith("FD directional"))
+    assert row["met"] and row["measured"] == f"3.5× (1/tensor as gradcheck; {DIRECTIONS}/tensor: 2.4×)"
+    note = "".join(bench._directional_note(result["fd"]))
+    assert f"With {DIRECTIONS} per tensor, 13,130 parameters: 2.4×, 20% short of 3× (profile: _affine_into 20%)" in note
+    result["fd"][0]["phases_directional_oracle"] = {"refbp's fwd+bwd": 0.1, "stacked forward pass": 0.5}
+    note = "".join(bench._directional_note(result["fd"]))
+    assert "short of 3× (time: stacked forward pass 50%, refbp's fwd+bwd 10%; profile: _affine_into 20%)." in note
+    result["fd"][0]["speedup_directional"] = 2.7
+    missed = next(r for r in verdicts(result) if r["target"].startswith("FD directional"))
+    assert not missed["met"] and missed["missed_by"] == "10% short"
+
+
+def test_phase_shares_say_where_a_directional_check_spends_its_time() -> None:
+    spec = fd_specs(smoke=True)[0]
+    data = Case(spec, batch=4, seed=2).materialize()
+    shares = bench.phase_shares(lambda: fd_directional_check(spec, data), bench.DIRECTIONAL_PHASES, seconds=0.0)
+    assert list(shares) == list(bench.DIRECTIONAL_PHASES)
+    assert all(0.0 < share < 1.0 for share in shares.values()), shares
+    assert sum(shares.values()) < 1.0 + 1e-9  # disjoint parts of one call
+
+
 def test_tanh_seconds_times_both_libraries() -> None:
     seconds = tanh_seconds(4, 8, 2, repeats=2, sample_seconds=0.0)
     assert set(seconds) == {"numpy", "torch"} and all(value > 0 for value in seconds.values())
@@ -137,7 +214,9 @@ def test_smoke_run_covers_every_measurement(smoke_result: dict) -> None:
         assert row["gflop"] == pytest.approx(flops(grid_spec(row["width"], row["depth"]), row["batch"]) / 1e9)
     assert "matmul" in smoke_result["grid"][-1]["gflops"]
     for row in smoke_result["fd"]:
-        assert row["passed"] == dict.fromkeys(("fd_full", "gradcheck_slow", "fd_directional", "gradcheck_fast"), True)
+        assert row["passed"] == dict.fromkeys(
+            ("fd_full", "gradcheck_slow", "fd_directional", "fd_directional_oracle", "gradcheck_fast"), True
+        )
     sweep = smoke_result["sweep"]
     assert sweep["serial"]["checked"] == sweep["parallel"]["checked"] == 6
     assert sweep["serial"]["passed"] == sweep["parallel"]["passed"] == 6
@@ -165,8 +244,14 @@ def test_report_files_are_written_and_well_formed(smoke_result: dict, tmp_path) 
     assert json.loads(paths["json"].read_text(encoding="utf-8")) == json.loads(json.dumps(smoke_result))
     markdown = paths["md"].read_text(encoding="utf-8")
     assert markdown == render_markdown(smoke_result)
-    for heading in ("## Targets", "## refbp fwd+bwd vs torch", "## Finite differences", "## Three-way sweep",
-                    "## Peak memory", "## How this was measured"):
+    for heading in (
+        "## Targets",
+        "## refbp fwd+bwd vs torch",
+        "## Finite differences",
+        "## Three-way sweep",
+        "## Peak memory",
+        "## How this was measured",
+    ):
         assert heading in markdown
     for row in smoke_result["grid"]:
         assert f"| ({row['batch']}, {row['width']}, {row['depth']}) |" in markdown

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+import oracle.finite_diff as finite_diff
+from oracle.cases import Case
 from oracle.finite_diff import (
     STEP_SCALE,
     fd_directional,
+    fd_directional_many,
     fd_gradients,
     fd_targets,
     preactivations,
     random_directions,
+    random_directions_many,
     stacked_loss,
     suggested_tolerance,
 )
+from oracle.strategies import cases
 from refbp.errors import InputError
 from refbp.spec import L2Spec, LayerSpec, LossSpec, NetworkSpec
 
@@ -307,6 +315,246 @@ def test_random_directions_are_unit():
     V = random_directions((3, 4), 5, 0)
     assert V.shape == (5, 3, 4)
     np.testing.assert_allclose(np.sqrt((V**2).sum(axis=(1, 2))), 1.0, rtol=1e-15)
+
+
+def test_random_directions_many_is_one_draw_of_random_directions():
+    shapes = [(3, 4), (0,), (5,), (2, 1)]
+    rng = np.random.default_rng(7)
+    one_by_one = [random_directions(shape, 3, rng) for shape in shapes]
+    together = random_directions_many(shapes, 3, 7)
+    for expected, got in zip(one_by_one, together, strict=True):
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-14, atol=0)
+    assert random_directions_many([(2,)], 0, 1)[0].shape == (0, 2)
+    assert random_directions_many([], 3, 1) == []
+
+
+def test_uniform_random_directions_are_unit_centred_and_seeded():
+    first = random_directions_many([(30, 40), (7,)], 3, 11, entries="uniform")
+    again = random_directions_many([(30, 40), (7,)], 3, 11, entries="uniform")
+    for V, W in zip(first, again, strict=True):
+        assert np.array_equal(V, W)
+        np.testing.assert_allclose(np.sqrt((V.reshape(3, -1) ** 2).sum(axis=1)), 1.0, rtol=1e-15)
+    big = first[0].reshape(3, -1) * np.sqrt(1200 / 3)  # entries ~ U(−1, 1) · ‖v‖: undo the norm √(n/3)
+    assert abs(big.mean()) < 0.05 and big.min() < -0.9 and big.max() > 0.9 and np.abs(big).max() < 1.1
+    with pytest.raises(InputError):
+        random_directions_many([(2,)], 1, 0, entries="rademacher")
+
+
+# -- directional derivatives: the stacked fast path against the textbook path -----------------
+
+FAST_SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+
+
+def _target_shapes(spec, batch):
+    """``{target: shape}`` for every target of :func:`fd_targets`, in the spec's layout."""
+    shapes = {}
+    for layer, quantity in fd_targets(spec):
+        if quantity == "dL/dW":
+            shapes[(layer, quantity)] = spec.weight_shape(layer)
+        elif quantity == "dL/db":
+            shapes[(layer, quantity)] = spec.bias_shape(layer)
+        else:
+            units = spec.widths[layer]
+            shapes[(layer, quantity)] = (batch, units) if spec.layout == "in_out" else (units, batch)
+    return shapes
+
+
+def _directions_for(spec, batch, k, rng, *, scaled=False):
+    """``k`` directions per target: unit ones, or (``scaled``) of any length, the first of them zero."""
+    out = {}
+    for key, shape in _target_shapes(spec, batch).items():
+        V = random_directions(shape, k, rng)
+        if scaled:
+            V = V * rng.uniform(0.1, 5.0, size=(k,) + (1,) * len(shape))
+            V[0] = 0.0
+        out[key] = V
+    return out
+
+
+def assert_same_directional(fast, textbook, scale):
+    """Same kink flags; the same derivatives up to round-off, where the stack's rows take ``z⁰ ± h·(v̂ W)``
+    for a moved activation and the textbook path ``(a ± h·v̂) W``."""
+    assert fast.keys() == textbook.keys()
+    for key, (d, kinks) in textbook.items():
+        got, got_kinks = fast[key]
+        assert got.shape == d.shape == kinks.shape == got_kinks.shape, key
+        assert np.array_equal(got_kinks, kinks), key
+        np.testing.assert_allclose(got, d, rtol=1e-7, atol=1e-9 * scale, equal_nan=True, err_msg=str(key))
+
+
+@FAST_SETTINGS
+@given(cases(max_depth=4, max_width=6, max_batch=1), st.integers(1, 4), st.booleans())
+def test_stacked_directional_equals_textbook_per_target(case: Case, k: int, scaled: bool):
+    spec = case.spec
+    data = Case(spec, batch=3, seed=case.seed).materialize()
+    directions = _directions_for(spec, 3, k, np.random.default_rng(case.seed), scaled=scaled)
+    fast = fd_directional_many(spec, data.params, data.X, data.T, directions)
+    textbook = fd_directional_many(spec, data.params, data.X, data.T, directions, stacked=False)
+    loss = float(stacked_loss(spec, data.params, data.X, data.T)[0])
+    scale = 1.0 + abs(loss) + max(float(np.nanmax(np.abs(d), initial=0.0)) for d, _ in textbook.values())
+    assert_same_directional(fast, textbook, scale)
+    # ... and each target by itself (fd_directional: a stack of one target) gives the same numbers again.
+    for key, V in directions.items():
+        alone = fd_directional(spec, data.params, data.X, data.T, key, V)
+        np.testing.assert_array_equal(alone[1], fast[key][1])
+        np.testing.assert_allclose(alone[0], fast[key][0], rtol=1e-7, atol=1e-9 * scale, equal_nan=True)
+
+
+@pytest.mark.parametrize("layout", ["in_out", "out_in"])
+def test_stacked_directional_on_a_ten_thousand_parameter_network(layout):
+    """Real numbers: the fast path against the textbook path and against per-entry differences projected on v."""
+    spec = NetworkSpec(
+        inputs=32,
+        layers=(LayerSpec(128, "tanh"), LayerSpec(64, "leaky_relu"), LayerSpec(10, "softmax")),
+        layout=layout,
+        loss=LossSpec("softmax_cross_entropy", "mean", "index"),
+        l2=L2Spec(lam=0.01, include_bias=True),
+    )
+    data = Case(spec, batch=16, seed=3).materialize()
+    directions = _directions_for(spec, 16, 3, np.random.default_rng(0))
+    fast = fd_directional_many(spec, data.params, data.X, data.T, directions)
+    textbook = fd_directional_many(spec, data.params, data.X, data.T, directions, stacked=False)
+    assert_same_directional(fast, textbook, 1.0 + float(stacked_loss(spec, data.params, data.X, data.T)[0]))
+    exact = fd_gradients(spec, data.params, data.X, data.T)
+    for key, V in directions.items():
+        assert not fast[key][1].any()
+        projected = V.reshape(3, -1) @ exact.values[key].ravel()
+        np.testing.assert_allclose(fast[key][0], projected, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+@pytest.mark.parametrize("layout", ["in_out", "out_in"])
+def test_stacked_directional_flags_the_same_kinks(activation, layout):
+    spec = NetworkSpec(
+        inputs=3,
+        layers=(LayerSpec(4, activation), LayerSpec(3, activation), LayerSpec(2, "identity")),
+        layout=layout,
+        loss=LossSpec("half_sse", "sum"),
+    )
+    data = Case(spec, batch=3, seed=4).materialize(avoid_kinks=False)
+    params = {name: value.copy() for name, value in data.params.items()}
+    for layer in (1, 2):  # one pre-activation of each kinked layer 1e-7 from 0: any step along it crosses
+        z = preactivations(spec, params, data.X)[layer - 1]
+        params[f"b{layer}"][0] -= z[0, 0] - 1e-7  # unit 0 of example 0 in either layout
+    directions = _directions_for(spec, 3, 3, np.random.default_rng(2))
+    fast = fd_directional_many(spec, params, data.X, data.T, directions)
+    textbook = fd_directional_many(spec, params, data.X, data.T, directions, stacked=False)
+    assert_same_directional(fast, textbook, 1e3)
+    flagged = {key for key, (d, kinks) in fast.items() if kinks.any()}
+    assert {(1, "dL/dW"), (1, "dL/db"), (2, "dL/dW"), (0, "dL/dx"), (1, "dL/da")} <= flagged
+    assert all(np.isnan(d[kinks]).all() and np.isfinite(d[~kinks]).all() for d, kinks in fast.values())
+
+
+def test_stacked_directional_in_groups_and_on_the_textbook_path_when_memory_is_short(monkeypatch):
+    spec = NetworkSpec(
+        inputs=4,
+        layers=(LayerSpec(9, "relu"), LayerSpec(7, "sigmoid"), LayerSpec(3, "identity")),
+        loss=LossSpec("mse", "mean"),
+    )
+    data = Case(spec, batch=5, seed=1).materialize()
+    directions = _directions_for(spec, 5, 2, np.random.default_rng(1))
+    whole = fd_directional_many(spec, data.params, data.X, data.T, directions)
+    stacks: list[int] = []  # targets per stacked forward pass
+    run_stack = finite_diff._run_stack
+
+    def counting_run_stack(net, group, results):
+        stacks.append(len(group))
+        run_stack(net, group, results)
+
+    monkeypatch.setattr(finite_diff, "_run_stack", counting_run_stack)
+    fits_one_target = 2 * 2 * finite_diff._LIVE_COPIES * 8 * 5 * sum(spec.widths)  # 2k copies of every layer
+    monkeypatch.setattr(finite_diff, "MEMORY_BUDGET", fits_one_target)
+    assert_same_directional(fd_directional_many(spec, data.params, data.X, data.T, directions), whole, 1e3)
+    assert 1 < len(stacks) < len(directions) - 1
+    stacks.clear()
+    monkeypatch.setattr(finite_diff, "MEMORY_BUDGET", 1)  # no target fits: all on the textbook path
+    assert_same_directional(fd_directional_many(spec, data.params, data.X, data.T, directions), whole, 1e3)
+    assert stacks == []
+    monkeypatch.setattr(finite_diff, "SCRATCH_BYTES", 0)  # nothing kept: fresh work arrays every call
+    monkeypatch.setattr(finite_diff, "MEMORY_BUDGET", 32 * 2**20)
+    assert_same_directional(fd_directional_many(spec, data.params, data.X, data.T, directions), whole, 1e3)
+    assert stacks[-1] == len(directions) - 1  # all but the output's a_L in one stack
+
+
+def test_directional_never_writes_its_inputs():
+    spec = NetworkSpec(inputs=3, layers=(LayerSpec(5, "sigmoid"), LayerSpec(2, "identity")), l2=L2Spec(0.1, True))
+    data = Case(spec, batch=4, seed=8).materialize()
+    directions = _directions_for(spec, 4, 2, np.random.default_rng(3))  # unit directions: used as they are
+    before = [{k: v.copy() for k, v in data.params.items()}, data.X.copy(), data.T.copy()]
+    kept = {key: V.copy() for key, V in directions.items()}
+    for stacked in (True, False):
+        fd_directional_many(spec, data.params, data.X, data.T, directions, stacked=stacked)
+        assert all(np.array_equal(kept[key], V) for key, V in directions.items())
+        assert all(np.array_equal(before[0][k], v) for k, v in data.params.items())
+        assert np.array_equal(before[1], data.X) and np.array_equal(before[2], data.T)
+
+
+def test_stacked_results_never_alias_the_reused_work_arrays():
+    specs = [
+        NetworkSpec(inputs=3, layers=(LayerSpec(5, "tanh"), LayerSpec(2, "sigmoid")), loss=LossSpec("half_sse", "sum")),
+        NetworkSpec(inputs=4, layers=(LayerSpec(6, "tanh"), LayerSpec(2, "sigmoid")), loss=LossSpec("half_sse", "sum")),
+    ]
+    runs = []
+    for spec in [*specs, specs[0]]:
+        data = Case(spec, batch=4, seed=5).materialize()
+        keys = [key for key in fd_targets(spec) if key[1] in ("dL/dW", "dL/db")]
+        directions = {key: random_directions(spec.parameter_shapes()[f"{key[1][-1]}{key[0]}"], 2, 0) for key in keys}
+        result = fd_directional_many(spec, data.params, data.X, data.T, directions)
+        runs.append({key: (d.copy(), d) for key, (d, _) in result.items()})
+    for run in runs:  # later calls (other shapes, then the first shapes again) changed no earlier result
+        for copy, array in run.values():
+            assert np.array_equal(copy, array)
+    for key, (copy, _) in runs[0].items():
+        assert np.array_equal(copy, runs[2][key][0])
+
+
+def test_stacked_directional_from_several_threads():
+    spec = NetworkSpec(
+        inputs=6,
+        layers=(LayerSpec(40, "tanh"), LayerSpec(3, "softmax")),
+        loss=LossSpec("softmax_cross_entropy", "mean", "index"),
+    )
+    datas = [Case(spec, batch=8, seed=seed).materialize() for seed in range(4)]
+    directions = _directions_for(spec, 8, 3, np.random.default_rng(9))
+    serial = [fd_directional_many(spec, d.params, d.X, d.T, directions) for d in datas]
+    found: dict[int, dict] = {}
+
+    def work(index: int) -> None:
+        for _ in range(20):
+            found[index] = fd_directional_many(spec, datas[index].params, datas[index].X, datas[index].T, directions)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for index, expected in enumerate(serial):
+        for key, (d, kinks) in expected.items():
+            assert np.array_equal(found[index][key][0], d) and np.array_equal(found[index][key][1], kinks)
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        LayerSpec(3, "identity"),
+        LayerSpec(3, "tanh"),
+        LayerSpec(3, "sigmoid"),
+        LayerSpec(3, "relu"),
+        LayerSpec(3, "leaky_relu", negative_slope=0.2),
+        LayerSpec(3, "leaky_relu", negative_slope=0.0),
+        LayerSpec(3, "leaky_relu", negative_slope=1.5),
+        LayerSpec(3, "softmax"),
+    ],
+    ids=lambda layer: f"{layer.activation}-{layer.negative_slope}",
+)
+def test_fast_activations_give_the_textbook_numbers(layer):
+    z = np.concatenate([np.random.default_rng(0).normal(scale=4.0, size=(2, 5, 3)), [[[0.0, -0.0, 800.0]] * 5]])
+    z[0, 0] = [-800.0, 1e-300, -1e-300]
+    expected = finite_diff._activate(z, layer)
+    got = finite_diff._activate_into(z, layer, 99)
+    assert got.shape == expected.shape
+    assert np.array_equal(got, expected)  # −0.0 == 0.0: relu's max(z, 0) may keep a zero's sign
 
 
 # -- a larger network: vectorisation ------------------------------------------------------

@@ -277,6 +277,7 @@ def test_the_ci_workflow_uploads_what_the_gate_writes() -> None:
 
 def test_the_ci_workflow_is_valid_yaml_with_the_steps_in_order() -> None:
     import yaml
+
     workflow = yaml.safe_load((EXAMPLE.parent / "ci" / "refbp-gate.yml").read_text())
     assert set(workflow[True]) == {"push", "pull_request"}  # YAML 1.1 reads the key `on` as True
     steps = workflow["jobs"]["gate"]["steps"]
