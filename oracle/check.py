@@ -34,7 +34,7 @@ import numpy as np
 
 from oracle.compare import FAILING_STATUSES, Row, compare_arrays, error_row, first_divergence
 from oracle.diagnosis import array_pattern, entry_hint, structural_hint
-from oracle.finite_diff import fd_directional, fd_gradients, fd_targets, random_directions
+from oracle.finite_diff import fd_directional_many, fd_gradients, fd_targets, random_directions_many
 from oracle.torch_twin import torch_backprop
 from refbp.network import backprop as refbp_backprop
 from refbp.spec import NetworkSpec
@@ -164,12 +164,17 @@ def check_case(
             add(mine.get(key), theirs[key], key, f"{left}~{ref}")
 
     if fd != "off":
-        rng = np.random.default_rng(seed)
         targets = [t for t in fd_targets(spec) if t in theirs]
         full = fd_gradients(spec, params, X, T, targets=targets) if fd == "full" else None
+        if full is None:
+            shapes = [theirs[key].shape for key in targets]
+            drawn = dict(
+                zip(targets, random_directions_many(shapes, DIRECTIONS, np.random.default_rng(seed)), strict=True)
+            )
+            along = fd_directional_many(spec, params, X, T, drawn)
         for key in targets:
             if full is None:
-                directional = _directional_rows(spec, params, X, T, key, mine, theirs, rng, add, left, ref, error)
+                directional = _directional_rows(key, drawn[key], along[key], mine, theirs, add, left, ref, error)
                 if not any(r.status in FAILING_STATUSES for r in directional):
                     continue
                 del rows[-len(directional) :]
@@ -188,11 +193,10 @@ def check_case(
     return CaseResult(case=case_id, depth=spec.depth, rows=rows, first=first)
 
 
-def _directional_rows(spec, params, X, T, key, mine, theirs, rng, add, left, ref, error) -> list[Row]:
-    """Rows comparing ``∇·v`` with the directional finite difference, for a few random ``v``."""
+def _directional_rows(key, directions, along, mine, theirs, add, left, ref, error) -> list[Row]:
+    """Rows comparing ``∇·v`` with the directional finite difference ``along`` the random ``directions``."""
     shape = theirs[key].shape
-    directions = random_directions(shape, DIRECTIONS, rng)
-    fd_values, kinks = fd_directional(spec, params, X, T, key, directions)
+    fd_values, kinks = along
     flat = directions.reshape(DIRECTIONS, -1)
 
     def project(grad: np.ndarray | None) -> np.ndarray | None:
