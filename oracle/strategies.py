@@ -53,6 +53,19 @@ __all__ = ["HIDDEN_ACTIVATIONS", "backprop_inputs", "batches", "cases", "layer_s
 HIDDEN_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a != "softmax")
 
 
+def _choices(strategy: str, name: str, given: Sequence[str], allowed: Sequence[str]) -> list[str]:
+    """``given`` as a list, or a ``ValueError`` naming the argument when it is empty or holds an unknown name."""
+    chosen = [given] if isinstance(given, str) else list(given)
+    if not chosen or any(c not in allowed for c in chosen):
+        raise ValueError(f"{strategy}: {name}: expected a non-empty list from {', '.join(allowed)}, got {chosen!r}")
+    return chosen
+
+
+def _bounds(strategy: str, name: str, low: int, high: int, floor: int) -> None:
+    if not (isinstance(low, int) and isinstance(high, int) and floor <= low <= high):
+        raise ValueError(f"{strategy}: min_{name}/max_{name}: expected {floor} <= min <= max, got {low!r} and {high!r}")
+
+
 @st.composite
 def layer_specs(
     draw: st.DrawFn,
@@ -63,7 +76,10 @@ def layer_specs(
     bias_modes: Sequence[str] = BIAS_MODES,
 ) -> LayerSpec:
     """One hidden layer: ``min_width…max_width`` units, an activation and a bias mode."""
-    activation = draw(st.sampled_from(list(activations)))
+    _bounds("layer_specs", "width", min_width, max_width, 1)
+    activations = _choices("layer_specs", "activations", activations, HIDDEN_ACTIVATIONS)
+    bias_modes = _choices("layer_specs", "bias_modes", bias_modes, BIAS_MODES)
+    activation = draw(st.sampled_from(activations))
     slope = draw(st.sampled_from([0.01, 0.2])) if activation == "leaky_relu" else 0.01
     return LayerSpec(
         units=draw(st.integers(min_width, max_width)),
@@ -100,6 +116,15 @@ def network_specs(
     cross-entropy, ``sigmoid`` for binary cross-entropy, and any activation (softmax
     included) for the squared losses. Softmax outputs get at least two units.
     """
+    where = "network_specs"
+    for name, low, high in (("depth", min_depth, max_depth), ("width", min_width, max_width)):
+        _bounds(where, name, low, high, 1)
+    _bounds(where, "inputs", min_inputs, max_inputs, 1)
+    activations = _choices(where, "activations", activations, HIDDEN_ACTIVATIONS)
+    bias_modes = _choices(where, "bias_modes", bias_modes, BIAS_MODES)
+    layouts = _choices(where, "layouts", layouts, LAYOUTS)
+    losses = _choices(where, "losses", losses, LOSSES)
+    reductions = _choices(where, "reductions", reductions, REDUCTIONS)
     depth = draw(st.integers(min_depth, max_depth))
     hidden = [
         draw(layer_specs(min_width=min_width, max_width=max_width, activations=activations, bias_modes=bias_modes))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -117,3 +120,24 @@ def test_a_user_style_given_test_with_the_three_strategies(bp_reference, data) -
     assert ours.keys() == expected.by_parameter().keys() == params.keys()
     for name, grad in ours.items():
         np.testing.assert_allclose(grad, expected.by_parameter()[name], rtol=1e-7, atol=1e-10, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    ("bounds", "message"),
+    [
+        ({"activations": []}, "network_specs: activations: expected a non-empty list from identity, sigmoid"),
+        ({"activations": ["relu6"]}, "got ['relu6']"),
+        ({"losses": ["hinge"]}, "network_specs: losses: expected a non-empty list from half_sse"),
+        ({"layouts": ()}, "network_specs: layouts: expected a non-empty list"),
+        ({"min_depth": 3, "max_depth": 2}, "network_specs: min_depth/max_depth: expected 1 <= min <= max, got 3 and 2"),
+        ({"min_width": 0}, "network_specs: min_width/max_width: expected 1 <= min <= max, got 0 and 6"),
+    ],
+)
+def test_bad_strategy_bounds_fail_with_a_message_naming_the_argument(bounds: dict, message: str) -> None:
+    @settings(max_examples=1, database=None)
+    @given(network_specs(**bounds))
+    def draw_one(spec: NetworkSpec) -> None:
+        raise AssertionError("nothing should be drawn")
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        draw_one()
