@@ -89,6 +89,7 @@ __all__ = [
     "preactivations",
     "random_directions",
     "random_directions_many",
+    "release_work_arrays",
     "stacked_loss",
     "suggested_tolerance",
 ]
@@ -798,6 +799,12 @@ class _Scratch(threading.local):
 
 
 _SCRATCH = _Scratch()
+
+
+def release_work_arrays() -> None:
+    """Drop the work arrays this thread keeps for the fast directional path (at most ``SCRATCH_BYTES``)."""
+    _SCRATCH.arrays.clear()
+    _SCRATCH.nbytes = 0
 
 
 def _joins_at(net: _Net, d: _Directions) -> int | None:

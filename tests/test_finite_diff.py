@@ -688,3 +688,17 @@ def test_bad_input_raises_input_error(rng):
     for call in bad_calls:
         with pytest.raises(InputError):
             call()
+
+
+def test_released_work_arrays_are_dropped_and_the_numbers_stay():
+    spec = NetworkSpec(
+        inputs=3, layers=(LayerSpec(5, "tanh"), LayerSpec(2, "sigmoid")), loss=LossSpec("half_sse", "sum")
+    )
+    data = Case(spec, batch=4, seed=5).materialize()
+    directions = _directions_for(spec, 4, 2, np.random.default_rng(1))
+    kept = fd_directional_many(spec, data.params, data.X, data.T, directions)
+    assert finite_diff._SCRATCH.nbytes > 0 and finite_diff._SCRATCH.arrays
+    finite_diff.release_work_arrays()
+    assert finite_diff._SCRATCH.nbytes == 0 and not finite_diff._SCRATCH.arrays
+    again = fd_directional_many(spec, data.params, data.X, data.T, directions)
+    assert_same_directional(again, kept, 1.0)
