@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from grading.grader import SubmissionResult
 
 HELP = "grade a folder of homework submissions in parallel sandboxes and write a summary table"
-#: The placeholder of a per-submission output path.
+#: The field a per-submission output path names, filled with each submission's name.
 NAME = "{name}"
 
 

@@ -298,8 +298,11 @@ def time_interleaved(
     return samples
 
 
-def hotspots(call: Callable[[], Any], *, top: int = 4, seconds: float = 0.3) -> list[dict]:
-    """The functions ``call`` spends its own time in (cProfile, repeated for about ``seconds``)."""
+def _profile(call: Callable[[], Any], seconds: float) -> tuple[dict, int]:
+    """cProfile's stats of ``call`` repeated for about ``seconds``, and how many calls that was.
+
+    The stats map ``(file, line, name)`` to ``(cc, nc, tottime, cumtime, callers)``.
+    """
     started = time.perf_counter()
     call()
     count = max(1, math.ceil(seconds / max(time.perf_counter() - started, 1e-9)))
@@ -308,7 +311,12 @@ def hotspots(call: Callable[[], Any], *, top: int = 4, seconds: float = 0.3) -> 
     for _ in range(count):
         call()
     profiler.disable()
-    stats = pstats.Stats(profiler).stats  # {(file, line, name): (cc, nc, tottime, cumtime, callers)}
+    return pstats.Stats(profiler).stats, count
+
+
+def hotspots(call: Callable[[], Any], *, top: int = 4, seconds: float = 0.3) -> list[dict]:
+    """The functions ``call`` spends its own time in (cProfile, repeated for about ``seconds``)."""
+    stats, count = _profile(call, seconds)
     total = sum(entry[2] for entry in stats.values()) or 1.0
     ranked = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[:top]
     return [
@@ -334,15 +342,7 @@ def phase_shares(call: Callable[[], Any], phases: Mapping[str, str], *, seconds:
     cProfile's own overhead weighs on Python-heavy parts more than on NumPy-heavy ones, so
     the shares are a rough picture.
     """
-    started = time.perf_counter()
-    call()
-    count = max(1, math.ceil(seconds / max(time.perf_counter() - started, 1e-9)))
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for _ in range(count):
-        call()
-    profiler.disable()
-    stats = pstats.Stats(profiler).stats
+    stats, _ = _profile(call, seconds)
     total = sum(entry[2] for entry in stats.values()) or 1.0
     cumulative: dict[str, float] = {}
     for (_, _, name), entry in stats.items():
