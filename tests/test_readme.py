@@ -47,4 +47,5 @@ def test_the_worked_example_file_checks_clean(tmp_path: Path, capsys) -> None:
     example.write_text(_blocks("toml")[1], encoding="utf-8")
     assert main(["examples", str(example), "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"1 worked example, (\d+) claims \(\1 ok\)", out), out
+    # dE/db is printed -0.1184 for -0.118459, within the one unit of slack the file states: hand-rounded.
+    assert re.search(r"1 worked example, (\d+) claims \((\d+) ok, 1 hand-rounded\)", out), out

@@ -140,7 +140,7 @@ MALFORMED = {
     "updates after zero steps": (
         _variant("[after_steps.1]", "[after_steps.0]"),
         "[after_steps.0]",
-        "after_steps.0: expected a number of steps from 1 to 9999, got '0'",
+        "after_steps.0: expected a number of steps from 1 to 100,000, got '0'",
     ),
     "an empty claims list": (
         GOOD[: GOOD.index("[claims]")] + "[claims]\n",

@@ -28,7 +28,9 @@ def test_bundled_examples_exit_1_and_report_the_two_wrong_claims(tmp_path: Path,
     summary = json.loads((tmp_path / "r" / "worked_examples.json").read_text(encoding="utf-8"))
     assert json.loads(copy.read_text(encoding="utf-8")) == summary
     assert summary["verdict"] == "fail"
-    assert summary["counts_by_status"] == {"ok": 113, "wrong": 2, "unsupported": 0, "disagree": 0}
+    assert summary["counts_by_status"] == {
+        "ok": 113, "hand-rounded": 0, "wrong": 2, "follows": 0, "unsupported": 0, "disagree": 0,
+    }
     assert [(w["file"], w["where"], w["claim"], w["printed"], w["should_read"]) for w in summary["wrong"]] == [
         ("worked/examples/seed001_case1.toml", "", "dE/db1", "0.0008", "0.0024"),
         ("worked/examples/seed001_case2.toml", "part c", "dl/dx[1]", "2", "-2"),

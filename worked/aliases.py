@@ -52,6 +52,8 @@ _BUILTIN = re.compile(r"^(?P<kind>W|b|z|a|delta)(?P<layer>\d+)$")
 _GRADIENT_OF = {"W": "dL/dW", "b": "dL/db", "z": "delta", "a": "dL/da", "x": "dL/dx"}
 
 Key = tuple[str, int]
+NAMED = -1
+"""The ``layer`` of an entry of a named node (``[nodes]``, a graph), whose ``quantity`` is its name."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class Entry:
     def canonical(self) -> str:
         """The entry in refbp's names, e.g. ``dL/dW2[0,1]``, ``delta1[0,1]``, ``loss``."""
         index = "[" + ",".join(map(str, self.index)) + "]" if self.index else ""
+        if self.layer == NAMED:
+            return self.quantity + index
         if self.quantity in SCALARS or self.quantity == "x":
             return self.quantity + index
         if self.quantity == "dL/dx":
@@ -217,3 +221,36 @@ def check_alias(spec: NetworkSpec, batch: int, name: str, target: str) -> None:
     atom = _atom(spec, target, {}, target)
     if atom.index is not None:
         _full_index(spec, batch, atom, target)
+
+
+def array_of(spec: NetworkSpec, text: str, aliases: Mapping[str, str]) -> tuple[Key, tuple[int, ...] | None]:
+    """The array a name in an expression reads, and the entry when it names one (``None``: the whole array).
+
+    ``W2``, ``z1``, ``loss``, an alias (of an array or of an entry), ``dE/dW2``, ``dL/dw7``;
+    with an index only through an alias (an expression indexes with its own ``[…]``).
+    """
+    derivative = _DERIVATIVE.match(text.strip())
+    if derivative is not None:
+        top = derivative.group("top").strip()
+        if not ((top in LOSS_NAMES and top not in aliases) or aliases.get(top, "").strip() == "loss"):
+            numerator = _atom(spec, top, aliases, text)
+            denominator = _atom(spec, derivative.group("bottom"), aliases, text)
+            if (numerator.quantity, denominator.quantity) != ("a", "z") or numerator.layer != denominator.layer:
+                raise _bad(f"the derivative of the loss ({', '.join(LOSS_NAMES)}) or da{{l}}/dz{{l}}", text)
+            if spec.layers[numerator.layer - 1].activation == "softmax":
+                raise _bad("an elementwise activation for da/dz (softmax couples the units)", text)
+            return (LOCAL_QUANTITY, numerator.layer), None
+        atom = _atom(spec, derivative.group("bottom"), aliases, text)
+        if atom.quantity not in _GRADIENT_OF:
+            raise _bad("a derivative with respect to a parameter, z, a or x", text)
+        atom = _Atom(_GRADIENT_OF[atom.quantity], atom.layer, atom.index)
+    else:
+        atom = _atom(spec, text, aliases, text)
+    return (atom.quantity, atom.layer), atom.index
+
+
+def full_index(
+    spec: NetworkSpec, batch: int, key: Key, index: tuple[int, ...] | None, reference: str
+) -> tuple[int, ...]:
+    """``index`` completed (the batch index of a single example) and checked against ``key``'s shape."""
+    return _full_index(spec, batch, _Atom(key[0], key[1], index), reference)

@@ -1,30 +1,32 @@
 """Compute every claimed number three independent ways and judge the printed value.
 
-The three computations, each carried through the same number of gradient-descent steps
-on its own parameters (``θ ← θ − η ∂L/∂θ`` with the example's learning rate):
+The three computations, each carried through the same number of optimiser steps on its
+own parameters (see :mod:`worked.optimizers`; plain ``θ ← θ − η ∂L/∂θ`` by default):
 
-``refbp``  :func:`refbp.network.backprop`, updates by :func:`refbp.train.sgd_step`;
+``refbp``  :func:`refbp.network.backprop`, updates by :class:`worked.optimizers.Optimizer`;
 ``torch``  the torch twin (:func:`oracle.torch_twin.torch_backprop`, autograd) with the
-           parameters held as torch tensors and updated in place by torch;
+           parameters held as torch tensors and updated in place by ``torch.optim``;
 ``fd``     central finite differences (:mod:`oracle.finite_diff`): its own forward pass for
            ``z``, ``a`` and the loss, per-entry differences for every gradient, and its own
            updates from those differences.
+
+Beyond :data:`FULL_PATH_STEPS` steps, torch and finite differences no longer walk the whole
+path themselves: they check each claimed step at refbp's parameters there (refbp alone
+takes the steps, in a lean loop that keeps only the states a claim or a hint needs).
 
 A value is *confirmed* when every available pair agrees within the tolerances of
 :func:`oracle.compare.tolerance_for` (finite differences have nothing to say about
 ``data_loss`` and ``penalty``, which refbp and torch alone confirm). The printed number is
 judged against refbp's value by :func:`worked.rounding.judge`.
 
-Statuses: ``ok`` (consistent with the printed precision), ``wrong``, ``unsupported`` (a
-derivative at a ReLU kink, where it is not defined and the printed number cannot be
-checked), ``disagree`` (the three computations differ: an error of the tool, never of the
-notes).
+Statuses: see :mod:`worked.results`. ``[nodes]`` are evaluated on each computation's own
+values (:mod:`worked.network_nodes`); graph examples are computed by :mod:`worked.graph_check`.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,60 +34,23 @@ import numpy as np
 from oracle.compare import tolerance_for
 from oracle.finite_diff import _activate, _swap, fd_gradients, preactivations, stacked_loss
 from refbp.activations import activation_for
+from refbp.data import batch_size
 from refbp.network import backprop
 from refbp.params import Parameters, copy_parameters
 from refbp.spec import NetworkSpec
 from refbp.trace import ForwardTrace, Gradients, quantity_map
-from refbp.train import sgd_step
-from worked.aliases import LOCAL_QUANTITY, Key
-from worked.example_file import Claim, Part, WorkedExample
-from worked.rounding import distance_in_units, judge, round_like
+from worked.aliases import LOCAL_QUANTITY, NAMED, Key
+from worked.claim import Claim
+from worked.example_file import Part, WorkedExample
+from worked.network_nodes import add_node_values
+from worked.optimizers import Optimizer, torch_optimizer
+from worked.results import COMPUTATIONS, FAILING, STATUSES, ClaimResult, Runs, State, Values
+from worked.rounding import EXACT, HAND_ROUNDED, ROUNDED, distance_in_units, judge, round_like
 
-COMPUTATIONS = ("refbp", "torch", "fd")
-STATUSES = ("ok", "wrong", "unsupported", "disagree")
-FAILING = ("wrong", "disagree")
+__all__ = ["COMPUTATIONS", "FAILING", "STATUSES", "ClaimResult", "State", "check_example", "trajectories"]
+
 FD_STEP = np.finfo(np.float64).eps ** (1 / 3)
-
-Values = dict[Key, np.ndarray]
-
-
-@dataclass
-class State:
-    """What one computation knows at one step: ``values[(quantity, layer)]`` and its kink masks."""
-
-    params: Parameters
-    values: Values
-    kinks: Values = field(default_factory=dict)
-
-
-@dataclass
-class ClaimResult:
-    """One claim, judged."""
-
-    example: str
-    source: str
-    part: str
-    claim: Claim
-    status: str
-    value: float
-    """refbp's value (the one the claim is judged against)."""
-    by: dict[str, float | None]
-    """Each computation's value; ``None`` where it has none (e.g. finite differences of ``penalty``)."""
-    should_read: str
-    """The true value written with the claim's precision."""
-    match: str = ""
-    """``rounded`` or ``hand-rounded`` for an ``ok`` claim."""
-    units_off: float = 0.0
-    agreement: str = ""
-    hint: str = ""
-
-    @property
-    def where(self) -> str:
-        """``part b, after 2 steps`` or ``""``."""
-        bits = [f"part {self.part}"] if self.part else []
-        if self.claim.step:
-            bits.append(f"after {self.claim.step} step{'s' if self.claim.step > 1 else ''}")
-        return ", ".join(bits)
+FULL_PATH_STEPS = 500
 
 
 # ---------------------------------------------------------------------------- one state
@@ -158,40 +123,78 @@ def fd_state(spec: NetworkSpec, params: Parameters, X: np.ndarray, T: np.ndarray
 # ---------------------------------------------------------------------------- trajectories
 
 
-def trajectories(
-    example: WorkedExample, part: Part, steps: int, *, device: str | None = None
-) -> dict[str, list[State]]:
-    """Each computation's state before the first step and after each of ``steps`` steps.
+def needed_steps(claims: tuple[Claim, ...], has_rate: bool) -> tuple[set[int], set[int]]:
+    """Steps whose states refbp keeps (claims, and one step either side for hints) and the claimed steps."""
+    claimed = {0} | {c.step for c in claims}
+    kept = set(claimed)
+    for step in claimed:
+        kept |= {step - 1, step + 1} if has_rate else set()
+    return {s for s in kept if s >= 0}, claimed
 
-    refbp carries one step further than the others (``steps + 1`` updates), so that a
-    hint can compare a claim with the value after one more update.
+
+def _with_nodes(example: WorkedExample, part: Part, state: State) -> State:
+    if example.nodes:
+        # a node may read what this computation does not have (finite differences of the penalty)
+        with contextlib.suppress(KeyError):
+            add_node_values(example.spec, batch_size(example.spec, part.X), example.nodes, state.values)
+    return state
+
+
+def trajectories(example: WorkedExample, part: Part, *, device: str | None = None) -> Runs:
+    """Each computation's states at the steps the part's claims (and their hints) need.
+
+    refbp carries one step further than the claims (so that a hint can compare a claim with
+    the value after one more update) and keeps its optimiser's state at every kept step.
     """
     import torch
 
-    spec, lr = example.spec, example.learning_rate or 0.0
-    X, T = part.X, part.T
-    refbp: list[State] = []
-    params = copy_parameters(example.params)
-    for _ in range(steps + (2 if lr else 1)):
-        state = refbp_state(spec, params, X, T)
-        refbp.append(state)
-        params = sgd_step(params, _gradients(state), lr)
+    spec, lr, X, T = example.spec, example.learning_rate or 0.0, part.X, part.T
+    kept, claimed = needed_steps(part.claims, bool(lr))
+    refbp: dict[int, State] = {}
+    params = copy_parameters(example.start(part))
+    optimizer = Optimizer(example.optimizer, lr, example.frozen)
+    for step in range(max(kept) + 1):
+        if step in kept:
+            state = refbp_state(spec, params, X, T)
+            state.optimizer, state.t = optimizer.snapshot(), step
+            refbp[step] = _with_nodes(example, part, state)
+            grads = _gradients(state)
+        else:
+            grads = backprop(spec, params, X, T)[1].by_parameter()
+        if step < max(kept):
+            params = optimizer.step(params, grads)
 
-    twin: list[State] = []
-    tensors = {name: torch.tensor(value) for name, value in example.params.items()}
-    for _ in range(steps + 1):
+    last = max(claimed)
+    twin: dict[int, State] = {}
+    diffs: dict[int, State] = {}
+    if last > FULL_PATH_STEPS:
+        for step in sorted(claimed):
+            at = refbp[step].params
+            twin[step] = _with_nodes(example, part, torch_state(spec, {n: torch.tensor(v) for n, v in at.items()},
+                                                                X, T, device))  # fmt: skip
+            diffs[step] = _with_nodes(example, part, fd_state(spec, at, X, T))
+        return {"refbp": refbp, "torch": twin, "fd": diffs}
+
+    tensors = {name: torch.tensor(value) for name, value in example.start(part).items()}
+    trained = [tensor for name, tensor in tensors.items() if name not in example.frozen]
+    torch_opt = torch_optimizer(example.optimizer, lr, trained) if lr and trained else None
+    for step in range(last + 1):
         state = torch_state(spec, tensors, X, T, device)
-        twin.append(state)
-        with torch.no_grad():
+        if step in claimed:
+            twin[step] = _with_nodes(example, part, state)
+        if step < last and torch_opt is not None:
             for name, tensor in tensors.items():
-                tensor -= lr * torch.as_tensor(_gradients(state)[name], dtype=tensor.dtype)
+                tensor.grad = torch.as_tensor(_gradients(state)[name], dtype=tensor.dtype)
+            torch_opt.step()
 
-    diffs: list[State] = []
-    params = copy_parameters(example.params)
-    for _ in range(steps + 1):
+    params = copy_parameters(example.start(part))
+    optimizer = Optimizer(example.optimizer, lr, example.frozen)
+    for step in range(last + 1):
         state = fd_state(spec, params, X, T)
-        diffs.append(state)
-        params = sgd_step(params, _gradients(state), lr)
+        if step in claimed:
+            diffs[step] = _with_nodes(example, part, state)
+        if step < last:
+            params = optimizer.step(params, _gradients(state))
     return {"refbp": refbp, "torch": twin, "fd": diffs}
 
 
@@ -208,19 +211,20 @@ def entry_value(state: State, key: Key, index: tuple[int, ...]) -> float | None:
 
 
 def _agreement(
-    spec: NetworkSpec, states: Mapping[str, State], claim: Claim
+    dtype: str, loss_key: Key | None, states: Mapping[str, State], claim: Claim
 ) -> tuple[dict[str, float | None], str, bool]:
     """Each computation's value, a sentence on their agreement, and whether they agree."""
     key, index = claim.entry.key, claim.entry.index
     by = {name: entry_value(states[name], key, index) for name in COMPUTATIONS}
     reference = states["refbp"]
-    scale = max(float(np.abs(reference.values[key]).max()), abs(float(reference.values[("loss", spec.depth)])))
+    loss = reference.values.get(loss_key) if loss_key is not None else None
+    scale = max(float(np.abs(reference.values[key]).max()), 0.0 if loss is None else abs(float(loss)))
     agree, differ = ["refbp"], []
     for name in ("torch", "fd"):
         value = by[name]
         if value is None:
             continue
-        tol = tolerance_for(f"refbp~{name}", spec.dtype, scale)
+        tol = tolerance_for(f"refbp~{name}", dtype, scale)
         if abs(value - by["refbp"]) <= tol.atol + tol.rtol * max(abs(value), abs(by["refbp"])):
             agree.append(name)
         else:
@@ -239,11 +243,14 @@ def _at_kink(state: State, claim: Claim) -> bool:
     return kinks is not None and bool(np.asarray(kinks)[claim.entry.index])
 
 
-def judge_claim(example: WorkedExample, part: Part, claim: Claim, runs: Mapping[str, list[State]]) -> ClaimResult:
-    """The :class:`ClaimResult` of one claim, without its hint."""
+STATUS_OF_MATCH = {ROUNDED: "ok", EXACT: "ok", HAND_ROUNDED: "hand-rounded"}
+
+
+def judge_claim(example: Any, part: Any, claim: Claim, runs: Runs) -> ClaimResult:
+    """The :class:`ClaimResult` of one claim, without its hint (``example`` of either form)."""
     states = {name: runs[name][claim.step] for name in COMPUTATIONS}
-    by, agreement, agree = _agreement(example.spec, states, claim)
-    value = float(by["refbp"])
+    by, agreement, agree = _agreement(example.dtype, loss_key(example), states, claim)
+    value = float(by["refbp"])  # type: ignore[arg-type]
     result = ClaimResult(
         example=example.title,
         source=example.source,
@@ -258,28 +265,45 @@ def judge_claim(example: WorkedExample, part: Part, claim: Claim, runs: Mapping[
     )
     if _at_kink(states["fd"], claim):
         result.status = "unsupported"
-        result.agreement += "; at a ReLU kink, where the derivative is not defined"
+        kink = "a ReLU kink" if isinstance(example, WorkedExample) else "a kink (relu, abs, a max or min tie)"
+        result.agreement += f"; at {kink}, where the derivative is not defined"
         return result
     if not agree:
         result.status = "disagree"
         return result
     match = judge(claim.printed, value, claim.slack_units)
-    result.status = "ok" if match else "wrong"
+    result.status = STATUS_OF_MATCH.get(match or "", "wrong")
     result.match = match or ""
     return result
 
 
-def check_example(example: WorkedExample, *, device: str | None = None) -> list[ClaimResult]:
-    """Judge every claim of ``example``, in file order, wrong ones with a hint where one fits."""
+def loss_key(example: Any) -> Key | None:
+    """Where the loss is in a state's values (``None``: a graph without a loss)."""
+    if isinstance(example, WorkedExample):
+        return ("loss", example.spec.depth)
+    return (example.loss, NAMED) if example.loss else None
+
+
+def check_example(example: Any, *, device: str | None = None) -> list[Any]:
+    """Judge every claim of ``example`` (either form), in file order, then its formulas.
+
+    Wrong claims get a hint where one fits; a wrong claim that its own printed inputs
+    reproduce becomes ``follows`` (see :mod:`worked.follow_on`).
+    """
+    from worked.follow_on import attribute_follow_ons
+    from worked.formula_check import check_formulas
+    from worked.graph_check import graph_trajectories
     from worked.hints import HintContext, hint_for
 
-    runs = {part.name: trajectories(example, part, part.max_step, device=device) for part in example.parts}
-    results: list[ClaimResult] = []
+    make = trajectories if isinstance(example, WorkedExample) else graph_trajectories
+    runs = {part.name: make(example, part, device=device) for part in example.parts}
+    results: list[Any] = []
     for part in example.parts:
         context = HintContext(example=example, part=part, runs={name: r["refbp"] for name, r in runs.items()})
-        for claim in part.claims:
-            result = judge_claim(example, part, claim, runs[part.name])
+        judged = [judge_claim(example, part, claim, runs[part.name]) for claim in part.claims]
+        attribute_follow_ons(example, part, judged, runs[part.name]["refbp"])
+        for result in judged:
             if result.status == "wrong":
                 result.hint = hint_for(result, context)
-            results.append(result)
-    return results
+        results += judged
+    return results + check_formulas(example)

@@ -57,39 +57,36 @@ from refbp.data import as_inputs, as_targets, batch_size
 from refbp.errors import InputError
 from refbp.params import Parameters, load_parameters
 from refbp.spec import NetworkSpec
-from worked.aliases import Entry, check_alias, resolve
-from worked.rounding import Printed, parse_printed
+from worked.aliases import NAMED, Entry, check_alias, resolve
+from worked.claim import Claim
+from worked.file_reader import FileReader, line_of, locate, read_claim_value, read_slack, read_steps, read_training
+from worked.formulas import Formula, parse_network_formulas
+from worked.graph_file import GraphExample, parse_graph_example
+from worked.network_nodes import NetworkNode, parse_nodes
+from worked.optimizers import OptimizerSpec
+
+__all__ = ["Claim", "GraphExample", "Part", "WorkedExample", "line_of", "load_example", "locate", "parse_example"]
 
 TOP_LEVEL_KEYS = (
-    "title", "source", "learning_rate", "slack_units", "network", "parameters", "aliases", "data", "claims",
-    "after_steps", "parts",
+    "title", "source", "learning_rate", "optimizer", "frozen", "slack_units", "network", "parameters", "aliases",
+    "nodes", "data", "claims", "after_steps", "parts", "formulas",
 )  # fmt: skip
-PART_KEYS = ("data", "claims", "after_steps")
-CLAIM_KEYS = ("printed", "slack_units", "note")
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One printed number: what it is about (``reference`` as written, ``entry`` resolved) and its text."""
-
-    reference: str
-    entry: Entry
-    printed: Printed
-    step: int
-    """Gradient-descent steps taken before the claim holds (0: the given parameters)."""
-    slack_units: float = 0.0
-    note: str = ""
-    line: int | None = None
+PART_KEYS = ("parameters", "data", "claims", "after_steps")
 
 
 @dataclass(frozen=True)
 class Part:
-    """One set of inputs and targets with the claims made about it (``name`` is ``""`` for a single part)."""
+    """One set of inputs and targets with the claims made about it (``name`` is ``""`` for a single part).
+
+    ``params`` are the part's own starting parameters (``[parts.NAME.parameters]``, the
+    example's with some overridden: a restart from printed values), ``None`` for the example's.
+    """
 
     name: str
     X: np.ndarray
     T: np.ndarray
     claims: tuple[Claim, ...]
+    params: Parameters | None = None
 
     @property
     def max_step(self) -> int:
@@ -98,7 +95,7 @@ class Part:
 
 @dataclass(frozen=True)
 class WorkedExample:
-    """A whole worked-example file, validated."""
+    """A whole worked-example file in the ``[network]`` form, validated."""
 
     source: str
     title: str
@@ -110,159 +107,48 @@ class WorkedExample:
     origin: str = ""
     names: Mapping[str, str] = field(default_factory=dict)
     """Canonical entry (``a1[0,0]``) → the alias written for it, for readable hints."""
+    optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
+    frozen: tuple[str, ...] = ()
+    nodes: Mapping[str, NetworkNode] = field(default_factory=dict)
+    formulas: tuple[Formula, ...] = ()
+
+    @property
+    def dtype(self) -> str:
+        return self.spec.dtype
+
+    def start(self, part: Part) -> Parameters:
+        """The parameters ``part`` starts from."""
+        return part.params if part.params is not None else self.params
 
 
-# ---------------------------------------------------------------------------- lines
+_NODE_REFERENCE = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*(?:\[(?P<index>[^\]]*)\])?$")
 
 
-_HEADER = re.compile(r"^\s*\[\[?\s*(?P<path>[^\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY_LINE = re.compile(r"""^\s*(?P<key>"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)\s*=""")
-_PATH_PART = re.compile(r"""\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)\s*(?:\.|$)""")
+def node_entry(nodes: Mapping[str, Any], reference: str) -> Entry | None:
+    """The entry of a named node that ``reference`` names (``step``, ``grad_data[1,0]``), or ``None``.
 
-
-def _unquote(key: str) -> str:
-    if key[:1] in "\"'":
-        return key[1:-1].encode().decode("unicode_escape") if key[0] == '"' else key[1:-1]
-    return key
-
-
-def _header_path(text: str) -> tuple[str, ...]:
-    return tuple(_unquote(m.group(1)) for m in _PATH_PART.finditer(text))
-
-
-def line_of(text: str, path: tuple[str, ...]) -> int | None:
-    """The 1-based line where the key ``path`` (e.g. ``("claims", "dE/dw7")``) is set, if it can be found.
-
-    Plain ``key = value`` lines under ``[table]`` headers are found; keys set inside inline
-    tables or with dotted keys are not (``None``): :func:`locate` finds the nearest line.
+    ``nodes`` maps names to anything with a ``shape``; :class:`InputError` when the index does not fit it.
     """
-    table: tuple[str, ...] = ()
-    for number, line in enumerate(text.splitlines(), start=1):
-        header = _HEADER.match(line)
-        if header:
-            table = _header_path(header.group("path"))
-            if table == path:
-                return number
-            continue
-        key = _KEY_LINE.match(line)
-        if key and (*table, _unquote(key.group("key"))) == path:
-            return number
-    return None
-
-
-_INDEXED = re.compile(r"^(?P<key>.+)\[(?P<index>\d+)\]$")
-
-
-def _element_line(text: str, line: int, index: int) -> int | None:
-    """The line where element ``index`` of the array set on ``line`` (``key = [ … ]``) starts.
-
-    Counts the commas at the array's own depth, skipping strings, comments and nested
-    arrays and inline tables; ``None`` when the array has fewer elements.
-    """
-    lines = text.splitlines()
-    depth, count, started, quote = 0, 0, False, ""
-    for number in range(line, len(lines) + 1):
-        row = lines[number - 1]
-        key = _KEY_LINE.match(row) if number == line else None
-        column = key.end() if key else 0
-        while column < len(row):
-            char = row[column]
-            if quote:
-                if char == "\\" and quote == '"':
-                    column += 1
-                elif char == quote:
-                    quote = ""
-            elif char == "#":
-                break
-            elif depth == 0:
-                if char == "[":
-                    depth = 1
-                elif not char.isspace():
-                    return None  # not an array
-            elif depth == 1 and char == "]":
-                return None
-            elif depth == 1 and char == ",":
-                count += 1
-                started = False
-            elif not char.isspace():
-                if depth == 1 and not started:
-                    if count == index:
-                        return number
-                    started = True
-                if char in "\"'":
-                    quote = char
-                elif char in "[{":
-                    depth += 1
-                elif char in "]}":
-                    depth -= 1
-            column += 1
-    return None
-
-
-def locate(text: str, path: tuple[str, ...]) -> int | None:
-    """The line of ``path`` or, failing that, of the nearest enclosing key or array element.
-
-    ``("network", "layers[1]", "activation")`` is found on the line where the second
-    element of ``layers = [ … ]`` starts, when the array is written one element a line.
-    """
-    for size in range(len(path), 0, -1):
-        prefix = path[:size]
-        line = line_of(text, prefix)
-        if line is not None:
-            return line
-        indexed = _INDEXED.match(prefix[-1])
-        if indexed:
-            array_line = line_of(text, (*prefix[:-1], indexed.group("key")))
-            if array_line is not None:
-                return _element_line(text, array_line, int(indexed.group("index"))) or array_line
-    return None
-
-
-# ---------------------------------------------------------------------------- parsing
-
-
-class _Reader:
-    """Reads one file's tables, turning every problem into an InputError with file, line and field."""
-
-    def __init__(self, source: str, text: str) -> None:
-        self.source = source
-        self.text = text
-
-    def error(self, path: tuple[str, ...], expected: str, got: Any = None) -> InputError:
-        line = locate(self.text, path) if path else None
-        where = self.source if line is None else f"{self.source}, line {line}"
-        return InputError(_path_text(path), expected, got, source=where)
-
-    def reraise(self, path: tuple[str, ...], err: InputError, *, sub: str = "") -> InputError:
-        """``err`` (raised without a file) re-attributed to ``path`` in this file."""
-        inner = tuple(p for p in re.split(r"\.(?![^\[]*\])", err.field) if p) if sub else ()
-        full = path + inner
-        line = locate(self.text, full)
-        where = self.source if line is None else f"{self.source}, line {line}"
-        return InputError(_path_text(full), err.expected, err.got, source=where)
-
-    def table(self, data: Any, path: tuple[str, ...], allowed: tuple[str, ...] | None = None) -> Mapping[str, Any]:
-        if not isinstance(data, Mapping):
-            raise self.error(path, "a table", data)
-        if allowed is not None:
-            unknown = sorted(set(data) - set(allowed))
-            if unknown:
-                raise self.error((*path, unknown[0]), "a known key (one of " + ", ".join(allowed) + ")", "unknown key")
-        return data
-
-
-def _path_text(path: tuple[str, ...]) -> str:
-    return ".".join(p if re.fullmatch(r"[A-Za-z0-9_\-\[\]]+", p) else f'"{p}"' for p in path)
-
-
-def _slack(reader: _Reader, value: Any, path: tuple[str, ...]) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise reader.error(path, "a number of units >= 0", value)
-    return float(value)
+    match = _NODE_REFERENCE.match(reference.strip())
+    if not match or match.group("name") not in nodes:
+        return None
+    name, shape = match.group("name"), tuple(nodes[match.group("name")].shape)
+    text = match.group("index")
+    if text is None:
+        if math.prod(shape) != 1:
+            raise InputError("", f"an index into {name}, of shape {shape}", reference)
+        return Entry(name, NAMED, (0,) * len(shape))
+    parts = [p.strip() for p in text.split(",")]
+    if not all(re.fullmatch(r"\d+", p) for p in parts):
+        raise InputError("", "an index of non-negative integers like [0] or [0,1]", reference)
+    index = tuple(int(p) for p in parts)
+    if len(index) != len(shape) or any(i >= n for i, n in zip(index, shape, strict=True)):
+        raise InputError("", f"an index into {name}, of shape {shape}", reference)
+    return Entry(name, NAMED, index)
 
 
 def _claims(
-    reader: _Reader,
+    reader: FileReader,
     data: Any,
     path: tuple[str, ...],
     step: int,
@@ -270,24 +156,14 @@ def _claims(
     batch: int,
     aliases: Mapping[str, str],
     default_slack: float,
+    nodes: Mapping[str, NetworkNode],
 ) -> list[Claim]:
     out = []
     for reference, value in reader.table(data, path).items():
         where = (*path, reference)
-        slack, note = default_slack, ""
-        if isinstance(value, Mapping):
-            value = reader.table(value, where, CLAIM_KEYS)
-            if "printed" not in value:
-                raise reader.error((*where, "printed"), 'the number as printed, e.g. "0.0020"', "missing")
-            slack = _slack(reader, value.get("slack_units", default_slack), (*where, "slack_units"))
-            note = str(value.get("note", ""))
-            value = value["printed"]
+        printed, slack, note = read_claim_value(reader, value, where, default_slack)
         try:
-            printed = parse_printed(value)
-        except ValueError as err:
-            raise reader.error(where, str(err), value) from None
-        try:
-            entry = resolve(spec, batch, reference, aliases)
+            entry = node_entry(nodes, reference) or resolve(spec, batch, reference, aliases)
         except InputError as err:
             raise reader.reraise(where, err) from None
         out.append(Claim(reference, entry, printed, step, slack, note, line_of(reader.text, where)))
@@ -295,15 +171,13 @@ def _claims(
 
 
 def _part(
-    reader: _Reader,
+    reader: FileReader,
     name: str,
     data: Mapping[str, Any],
     path: tuple[str, ...],
-    spec: NetworkSpec,
-    aliases: Mapping[str, str],
-    slack: float,
-    has_rate: bool,
+    example: Mapping[str, Any],
 ) -> Part:
+    spec, aliases, slack = example["spec"], example["aliases"], example["slack"]
     if "data" not in data:
         raise reader.error((*path, "data"), "a [data] table with x and t", "missing")
     batch_data = reader.table(data["data"], (*path, "data"), ("x", "t"))
@@ -324,30 +198,53 @@ def _part(
             check_alias(spec, batch, alias, target)
         except InputError as err:
             raise reader.reraise(("aliases", alias), err) from None
-    claims = _claims(reader, data.get("claims", {}), (*path, "claims"), 0, spec, batch, aliases, slack)
+    try:
+        nodes = parse_nodes(spec, batch, reader.table(example["nodes"], ("nodes",)), aliases)
+    except InputError as err:
+        raise reader.reraise(("nodes",), err, sub="nodes") from None
+    params = None
+    if "parameters" in data:
+        overrides = reader.table(data["parameters"], (*path, "parameters"))
+        for key in overrides:
+            if key not in example["params"]:
+                raise reader.unknown((*path, "parameters"), key, list(example["params"]))
+        try:
+            params = load_parameters(spec, {**example["params"], **overrides})
+        except InputError as err:
+            raise reader.reraise((*path, "parameters"), err, sub="params") from None
+    claims = _claims(reader, data.get("claims", {}), (*path, "claims"), 0, spec, batch, aliases, slack, nodes)
     after = reader.table(data.get("after_steps", {}), (*path, "after_steps"))
     for step_text, table in after.items():
         where = (*path, "after_steps", step_text)
-        if not re.fullmatch(r"[1-9]\d{0,3}", step_text):
-            raise reader.error(where, "a number of steps from 1 to 9999", step_text)
-        if not has_rate:
+        steps = read_steps(reader, step_text, where)
+        if example["rate"] is None:
             raise reader.error(("learning_rate",), "a learning rate > 0 (needed by after_steps)", "missing")
-        claims += _claims(reader, table, where, int(step_text), spec, batch, aliases, slack)
-    if not claims:
+        claims += _claims(reader, table, where, steps, spec, batch, aliases, slack, nodes)
+    if not claims and not example["formulas"]:
         raise reader.error((*path, "claims"), "at least one claim", "none")
-    return Part(name=name, X=X, T=T, claims=tuple(claims))
+    return Part(name=name, X=X, T=T, claims=tuple(claims), params=params)
 
 
-def parse_example(text: str, source: str) -> WorkedExample:
-    """Validate a worked-example file given as text; ``source`` names it in errors."""
+def read_toml(text: str, source: str) -> dict[str, Any]:
+    """The file's tables; :class:`InputError` naming the line for bad TOML."""
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         message = str(err)
         line = re.search(r"at line (\d+)", message)
         where = f"{source}, line {line.group(1)}" if line else source
         raise InputError("", "valid TOML", message, source=where) from None
-    reader = _Reader(source, text)
+
+
+def parse_example(text: str, source: str) -> WorkedExample | GraphExample:
+    """Validate a worked-example file given as text; ``source`` names it in errors.
+
+    A file with a ``[graph]`` table is a graph example (see :mod:`worked.graph_file`).
+    """
+    data = read_toml(text, source)
+    reader = FileReader(source, text)
+    if isinstance(data, Mapping) and ("graph" in data or ("network" not in data and "formulas" in data)):
+        return parse_graph_example(reader, data)
     data = reader.table(data, (), TOP_LEVEL_KEYS)
     for key in ("network", "parameters"):
         if key not in data:
@@ -360,36 +257,35 @@ def parse_example(text: str, source: str) -> WorkedExample:
         params = load_parameters(spec, reader.table(data["parameters"], ("parameters",)))
     except InputError as err:
         raise reader.reraise(("parameters",), err, sub="params") from None
-    rate = data.get("learning_rate")
-    if rate is not None and (
-        isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or rate <= 0
-    ):
-        raise reader.error(("learning_rate",), "a learning rate > 0", rate)
-    slack = _slack(reader, data.get("slack_units", 0), ("slack_units",))
+    rate, optimizer, frozen = read_training(reader, data, list(params))
+    slack = read_slack(reader, data.get("slack_units", 0), ("slack_units",))
     aliases = reader.table(data.get("aliases", {}), ("aliases",))
     for alias, target in aliases.items():
         if not isinstance(target, str):
             raise reader.error(("aliases", alias), 'a reference written as a string, like "W2[0,0]"', target)
-
+    shared = {
+        "spec": spec, "params": params, "aliases": aliases, "slack": slack, "rate": rate,
+        "nodes": data.get("nodes", {}), "formulas": data.get("formulas", {}),
+    }  # fmt: skip
     if "parts" in data:
-        clash = [k for k in PART_KEYS if k in data]
+        clash = [k for k in PART_KEYS if k in data and k != "parameters"]
         if clash:
             raise reader.error((clash[0],), "either [parts.NAME] tables or one [data] with its claims", "both")
         parts_data = reader.table(data["parts"], ("parts",))
         if not parts_data:
             raise reader.error(("parts",), "at least one part", "none")
         parts = tuple(
-            _part(
-                reader, name, reader.table(part, ("parts", name), PART_KEYS), ("parts", name), spec, aliases, slack,
-                rate is not None,
-            )
+            _part(reader, name, reader.table(part, ("parts", name), PART_KEYS), ("parts", name), shared)
             for name, part in parts_data.items()
-        )  # fmt: skip
+        )
     else:
-        parts = (_part(reader, "", data, (), spec, aliases, slack, rate is not None),)
+        parts = (_part(reader, "", {k: v for k, v in data.items() if k != "parameters"}, (), shared),)
     for key in ("title", "source"):
         if key in data and not isinstance(data[key], str):
             raise reader.error((key,), "a string", data[key])
+    batch = batch_size(spec, parts[0].X)
+    nodes = parse_nodes(spec, batch, data.get("nodes", {}), aliases)
+    formulas = parse_network_formulas(reader, data.get("formulas", {}), spec, batch, aliases, nodes)
     return WorkedExample(
         source=source,
         title=data.get("title") or Path(source).stem,
@@ -397,9 +293,13 @@ def parse_example(text: str, source: str) -> WorkedExample:
         params=params,
         aliases=dict(aliases),
         parts=parts,
-        learning_rate=float(rate) if rate is not None else None,
+        learning_rate=rate,
         origin=data.get("source", ""),
         names=_alias_names(spec, parts, aliases),
+        optimizer=optimizer,
+        frozen=frozen,
+        nodes=nodes,
+        formulas=formulas,
     )
 
 
@@ -416,7 +316,7 @@ def _alias_names(spec: NetworkSpec, parts: tuple[Part, ...], aliases: Mapping[st
     return names
 
 
-def load_example(path: str | Path) -> WorkedExample:
+def load_example(path: str | Path) -> WorkedExample | GraphExample:
     """Read and validate one worked-example file."""
     path = Path(path)
     try:

@@ -1,8 +1,11 @@
 """Why a printed number is probably wrong: candidate mistakes tested against the true numbers.
 
 A hint is given only when the printed number really equals (by the rounding rule of
-:mod:`worked.rounding`) what the mistake would produce; several matching mistakes are all
-named. The candidates, in the order they are tried:
+:mod:`worked.rounding`) what the mistake would produce, and only when the printed precision
+can tell that mistake apart from a rounding error: the mistake's value must lie more than
+``1.5 + s`` units of the last printed digit from the true value (``s`` the stated slack), so
+that no number printed from it could be a hand-rounding of the truth. Several matching
+mistakes are all named. The candidates, in the order they are tried:
 
 * **only some paths** — a gradient of a hidden layer is a sum over the paths through the
   next layer (for a shared bias, over every unit it feeds and every unit those feed).
@@ -17,7 +20,11 @@ named. The candidates, in the order they are tried:
   result copied from the previous part);
 * **before / after the update** — the value one gradient-descent step earlier or later;
 * **a rounding slip** — within three units of the last printed digit (more than the
-  allowance), or the correctly rounded digits with two neighbours swapped.
+  allowance) and of the same sign as the true value, or the correctly rounded digits with
+  two neighbours swapped.
+
+For a graph example only the candidates that make sense without layers are tried (sign,
+factor, another entry, another part, before / after the update, a slip).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -32,8 +40,8 @@ from oracle.diagnosis import array_pattern
 from oracle.finite_diff import _swap
 from refbp.data import batch_size
 from worked.aliases import LOCAL_QUANTITY, Entry
-from worked.evaluate import ClaimResult, State
-from worked.example_file import Part, WorkedExample
+from worked.example_file import WorkedExample
+from worked.results import ClaimResult, State
 from worked.rounding import EXACT, ROUNDED, judge, round_like
 
 MAX_PATHS = 12  # subsets of at most 2^12 paths are searched
@@ -44,23 +52,29 @@ SLIP_UNITS = 3.0
 class HintContext:
     """What the hints may look at: the example, the claim's part, refbp's states of every part by step."""
 
-    example: WorkedExample
-    part: Part
-    runs: Mapping[str, list[State]]
+    example: Any
+    part: Any
+    runs: Mapping[str, Mapping[int, State]]
+
+
+def distinguishable(result: ClaimResult, value: float) -> bool:
+    """``value`` is further from the true value than rounding can explain: more than ``1.5 + s`` units."""
+    unit = float(result.claim.printed.unit) if not result.claim.printed.exact else 0.0
+    return abs(value - result.value) > (1.5 + result.claim.slack_units) * unit
 
 
 def _matches(result: ClaimResult, value: float) -> bool:
-    """The printed number rounds from ``value`` (the strict half of the rule: no hand-rounding slack)."""
-    return judge(result.claim.printed, value) in (ROUNDED, EXACT)
+    """The printed number rounds from ``value`` (no hand-rounding slack), and the precision tells it from the truth."""
+    return judge(result.claim.printed, value) in (ROUNDED, EXACT) and distinguishable(result, value)
 
 
-def _name(example: WorkedExample, entry: Entry) -> str:
+def _name(example: Any, entry: Entry) -> str:
     canonical = entry.canonical()
     alias = example.names.get(canonical)
     return f"{alias} ({canonical})" if alias else canonical
 
 
-def _unit_name(example: WorkedExample, layer: int, unit: int, example_index: int) -> str:
+def _unit_name(example: Any, layer: int, unit: int, example_index: int) -> str:
     """The notes' name of unit ``unit`` of layer ``layer`` (its activation's alias), or ``a{layer}[…]``."""
     spec = example.spec
     index = (example_index, unit) if spec.layout == "in_out" else (unit, example_index)
@@ -74,7 +88,7 @@ def _unit_name(example: WorkedExample, layer: int, unit: int, example_index: int
 # ---------------------------------------------------------------------------- paths
 
 
-def path_terms(example: WorkedExample, state: State, entry: Entry) -> list[tuple[str, float]]:
+def path_terms(example: Any, state: State, entry: Entry) -> list[tuple[str, float]]:
     """The terms of a hidden-layer gradient, one per path through the next layer, labelled ``h1→o2``.
 
     Empty when the entry is not such a gradient (output layer, softmax, input, forward value).
@@ -84,6 +98,8 @@ def path_terms(example: WorkedExample, state: State, entry: Entry) -> list[tuple
     ``∂L/∂W_l[i,j] = Σ_{n,k} a_{l-1}[n,i] f'[n,j] δ[n,k] W[j,k]``,
     ``∂L/∂b_l[j] = Σ_{n,k} f'[n,j] δ[n,k] W[j,k]`` (a shared bias also sums over ``j``).
     """
+    if not isinstance(example, WorkedExample):
+        return []
     spec, layer, quantity = example.spec, entry.layer, entry.quantity
     if quantity not in ("dL/da", "delta", "dL/dW", "dL/db") or not 1 <= layer < spec.depth:
         return []
@@ -148,18 +164,23 @@ def _partial_paths(result: ClaimResult, terms: list[tuple[str, float]]) -> str:
 def _pattern(result: ClaimResult, context: HintContext) -> str:
     claimed, true = float(result.claim.printed), result.value
     unit = float(result.claim.printed.unit)
-    if claimed == 0 or abs(true) <= unit:
+    if claimed == 0:
+        return ""
+    if _matches(result, -true):
+        return "sign flipped"
+    if abs(true) <= unit:
         return ""
     rtol = unit * (1.5 + result.claim.slack_units) / max(abs(claimed), abs(true))
-    spec = context.example.spec
-    return array_pattern(
+    spec = getattr(context.example, "spec", None)
+    text = array_pattern(
         np.array([claimed]),
         np.array([true]),
-        batch=batch_size(spec, context.part.X),
-        outputs=spec.outputs,
+        batch=batch_size(spec, context.part.X) if spec is not None else 1,
+        outputs=spec.outputs if spec is not None else 1,
         batch_axis=None,
         rtol=rtol,
     )
+    return "" if text == "sign flipped" else text
 
 
 def _other_entries(result: ClaimResult, context: HintContext, state: State) -> str:
@@ -187,7 +208,7 @@ def _other_parts(result: ClaimResult, context: HintContext) -> str:
     shape = np.shape(context.runs[context.part.name][step].values[entry.key])
     same = []
     for name, states in context.runs.items():
-        if name == context.part.name or step >= len(states):
+        if name == context.part.name or step not in states:
             continue
         array = states[step].values.get(entry.key)
         if array is not None and np.shape(array) == shape and _matches(result, float(np.asarray(array)[entry.index])):
@@ -200,9 +221,15 @@ def _other_parts(result: ClaimResult, context: HintContext) -> str:
 def _neighbour_steps(result: ClaimResult, context: HintContext) -> Iterator[str]:
     states = context.runs[context.part.name]
     entry, step = result.claim.entry, result.claim.step
-    if step >= 1 and _matches(result, float(np.asarray(states[step - 1].values[entry.key])[entry.index])):
+
+    def value(at: int) -> float | None:
+        array = states[at].values.get(entry.key) if at in states else None
+        return None if array is None else float(np.asarray(array)[entry.index])
+
+    before, after = value(step - 1), value(step + 1)
+    if step >= 1 and before is not None and _matches(result, before):
         yield "the value before the update" + (f" (after {step - 1} steps)" if step > 1 else "")
-    if step + 1 < len(states) and _matches(result, float(np.asarray(states[step + 1].values[entry.key])[entry.index])):
+    if after is not None and _matches(result, after):
         yield "the value after one more update"
 
 
@@ -213,7 +240,8 @@ def _slip(result: ClaimResult) -> str:
         diff = [i for i, (a, b) in enumerate(zip(right, printed, strict=True)) if a != b]
         if len(diff) == 2 and diff[1] == diff[0] + 1 and right[diff[0]] == printed[diff[1]] != printed[diff[0]]:
             return f"two digits swapped (should read {right})"
-    if result.units_off <= SLIP_UNITS + result.claim.slack_units:
+    same_sign = float(result.claim.printed) * result.value > 0 or not any(ch in "123456789" for ch in right)
+    if same_sign and result.units_off <= SLIP_UNITS + result.claim.slack_units:
         return f"off by {result.units_off:.1f} units in the last digit: a rounding slip (should read {right})"
     return ""
 

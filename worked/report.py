@@ -8,9 +8,13 @@ what the JSON holds), so the four always say the same. Columns of a claim table:
 ``printed``     the number as printed
 ``should read`` the true value written with the printed precision
 ``computed``    refbp's value, 6 significant digits
-``status``      ``ok`` / ``wrong`` / ``unsupported`` / ``disagree``
+``status``      ``ok`` / ``hand-rounded`` / ``wrong`` / ``follows`` / ``unsupported`` / ``disagree``
 ``checked by``  which of refbp, torch and finite differences agree
-``hint``        for a wrong claim, the likely cause (see :mod:`worked.hints`)
+``hint``        for a wrong claim, the likely cause (see :mod:`worked.hints`); for ``follows``,
+                the wrong claim it follows from; for a wrong formula, its counterexample
+
+A formula is a row too: ``where`` is ``formula``, ``claim`` its left side and ``printed`` its
+right side. The verdict counts root mistakes (``wrong``) apart from ``follows``.
 
 Files (each written atomically, all rendered before any is written):
 ``worked_examples.json``, ``worked_examples.md``, ``worked_examples.html`` in the output
@@ -27,15 +31,47 @@ from typing import Any
 from tabulate import tabulate
 
 from oracle.report import _CSS, _e, _jsonable, _md_code, _md_table, _md_text, _write_all_atomically
-from worked.evaluate import FAILING, STATUSES, ClaimResult
-from worked.example_file import WorkedExample
+from worked.formula_check import FormulaResult
+from worked.results import FAILING, STATUSES, ClaimResult
 
 STEM = "worked_examples"
 HEADERS = ("where", "claim", "printed", "should read", "computed", "status", "checked by", "hint")
 
 
-def claim_record(result: ClaimResult) -> dict[str, Any]:
-    """One claim as a JSON-ready dict."""
+def formula_record(result: FormulaResult) -> dict[str, Any]:
+    """One formula as a JSON-ready dict (the same columns as a claim, plus the counterexample)."""
+    formula = result.formula
+    counterexample = None
+    if result.status != "ok" and result.claimed is not None:
+        counterexample = {"point": result.point, "claimed": result.claimed, "true": result.true}
+    return {
+        "kind": "formula",
+        "part": "",
+        "step": 0,
+        "where": "formula",
+        "claim": formula.text,
+        "entry": formula.kind,
+        "line": formula.line,
+        "printed": formula.claimed,
+        "should_read": "" if counterexample is None else f"{result.true:.6g}",
+        "computed": result.true,
+        "computed_by": {},
+        "status": result.status,
+        "match": "",
+        "units_off": 0.0,
+        "slack_units": 0.0,
+        "checked_by": f"{result.agreement}, {result.points} points",
+        "hint": result.hint,
+        "note": "",
+        "follows_from": "",
+        "counterexample": counterexample,
+    }
+
+
+def claim_record(result: ClaimResult | FormulaResult) -> dict[str, Any]:
+    """One claim (or formula) as a JSON-ready dict."""
+    if isinstance(result, FormulaResult):
+        return formula_record(result)
     claim = result.claim
     return {
         "part": result.part,
@@ -55,10 +91,14 @@ def claim_record(result: ClaimResult) -> dict[str, Any]:
         "checked_by": result.agreement,
         "hint": result.hint,
         "note": claim.note,
+        "follows_from": result.follows_from,
+        "kind": "claim",
     }
 
 
-def summarise(checked: Sequence[tuple[WorkedExample, list[ClaimResult]]], meta: Mapping[str, Any]) -> dict[str, Any]:
+def summarise(
+    checked: Sequence[tuple[Any, list[ClaimResult | FormulaResult]]], meta: Mapping[str, Any]
+) -> dict[str, Any]:
     """The whole run as one dict: verdict, counts by status, and every example's claims."""
     examples = []
     counts = dict.fromkeys(STATUSES, 0)
@@ -73,6 +113,7 @@ def summarise(checked: Sequence[tuple[WorkedExample, list[ClaimResult]]], meta: 
                 "source": example.origin,
                 "n_claims": len(records),
                 "n_wrong": sum(r["status"] == "wrong" for r in records),
+                "n_follows": sum(r["status"] == "follows" for r in records),
                 "claims": records,
             }
         )
@@ -85,10 +126,12 @@ def summarise(checked: Sequence[tuple[WorkedExample, list[ClaimResult]]], meta: 
             "n_examples": len(examples),
             "n_claims": sum(counts.values()),
             "counts_by_status": counts,
+            "root_mistakes": counts["wrong"],
+            "follow_on_mistakes": counts["follows"],
             "wrong": [
                 {"file": e["file"], "where": c["where"], "claim": c["claim"], "printed": c["printed"],
-                 "should_read": c["should_read"], "hint": c["hint"]}
-                for e in examples for c in e["claims"] if c["status"] == "wrong"
+                 "should_read": c["should_read"], "hint": c["hint"], "status": c["status"]}
+                for e in examples for c in e["claims"] if c["status"] in ("wrong", "follows")
             ],
             "examples": examples,
         }
@@ -97,7 +140,9 @@ def summarise(checked: Sequence[tuple[WorkedExample, list[ClaimResult]]], meta: 
 
 def _computed(record: Mapping[str, Any]) -> str:
     value = record["computed"]
-    return "nan" if value is None else f"{value:.6g}"
+    if value is None:
+        return "" if record.get("kind") == "formula" else "nan"
+    return f"{value:.6g}"
 
 
 def _cells(record: Mapping[str, Any]) -> list[str]:
@@ -121,7 +166,11 @@ def _verdict_line(summary: Mapping[str, Any]) -> str:
     parts = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts.get(s))
     word = "PASS" if summary["verdict"] == "pass" else "FAIL"
     n, claims = summary["n_examples"], summary["n_claims"]
-    return f"{word}: {n} worked example{'s' * (n != 1)}, {claims} claim{'s' * (claims != 1)} ({parts})"
+    line = f"{word}: {n} worked example{'s' * (n != 1)}, {claims} claim{'s' * (claims != 1)} ({parts})"
+    if counts.get("follows"):
+        roots = counts.get("wrong", 0)
+        line += f"; {roots} root mistake{'s' * (roots != 1)}, {counts['follows']} following from them"
+    return line
 
 
 def render_text(summary: Mapping[str, Any]) -> str:
@@ -155,6 +204,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         for record in example["claims"]:
             cells = _cells(record)
             status = f"**{cells[5]}**" if record["status"] in FAILING else cells[5]
+            status = f"_{status}_" if record["status"] == "hand-rounded" else status
             rows.append(
                 [_md_text(cells[0]), _md_code(cells[1]), _md_code(cells[2]), _md_code(cells[3]), cells[4], status,
                  _md_text(cells[6]), _md_text(cells[7])]
@@ -172,6 +222,7 @@ table.claims td.hint { white-space: normal; min-width: 260px; max-width: 460px; 
 table.claims tbody tr.wrong td { background: var(--bad-bg); }
 table.claims tbody tr.wrong td.status { color: var(--bad); font-weight: 600; }
 p.counts { margin: 2px 0 6px; }
+span.hand { color: #8a6100; font-style: italic; }
 """
 
 _CODE = (1, 2, 3)
@@ -208,6 +259,8 @@ def _html_cells(record: Mapping[str, Any]) -> list[str]:
         out[i] = f"<code>{out[i]}</code>"
     if record["status"] in FAILING:
         out[5] = f'<span class="bad">{out[5]}</span>'
+    elif record["status"] == "hand-rounded":
+        out[5] = f'<span class="hand">{out[5]}</span>'
     return out
 
 

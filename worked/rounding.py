@@ -25,6 +25,12 @@ A fraction (``"1/2"``, ``"-3/4"``) is an exact claim: it is ``exact`` when ``v``
 up to the float64 rounding of the computation (relative ``1e-12``), and ``wrong``
 otherwise.
 
+An exponent claim is compared at its significant digits: ``"1.2e-3"`` says two
+significant digits, so its unit is the smaller of ``10^(e − d)`` and one unit in the
+second significant digit of the true value (rounded to two digits). ``"1e1"``, ``"1e2"``
+and ``"1e400"`` are then not 0.525 (``"5e-1"`` is), and ``"1e-400"`` is not either. A zero
+mantissa (``"0e0"``) has no digits to drift: like an integer it gets no hand-rounding.
+
 ``"-0.0000"`` is the number 0: it is consistent with any ``|v| ≤ u/2`` whatever the sign.
 Worked edges (``v = 0.00235``, ``u = 1e-4``): ``"0.0023"`` and ``"0.0024"`` are both
 ``rounded`` (a tie); ``"0.0025"`` and ``"0.0022"`` are 1.5 units away, ``wrong``.
@@ -37,7 +43,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from fractions import Fraction
 
 ROUNDED = "rounded"
@@ -93,9 +99,29 @@ def parse_printed(text: str) -> Printed:
     return Printed(text=clean, value=Decimal(clean), unit=unit, decimals=decimals, exponent=exponent)
 
 
+def _significant_digits(printed: Printed) -> int:
+    """Significant digits of an exponent claim's mantissa (``"1.20e-3"`` → 3, ``"0e0"`` → 0)."""
+    mantissa = re.sub(r"[eE].*$", "", printed.text).lstrip("+-").replace(".", "")
+    return len(mantissa.lstrip("0"))
+
+
+def effective_unit(printed: Printed, true_value: float) -> Decimal:
+    """The unit the claim is judged in: the printed one, or for an exponent claim at most one unit in its
+    last significant digit at the true value's magnitude."""
+    digits = _significant_digits(printed) if printed.exponent is not None else 0
+    if digits == 0 or true_value == 0 or not math.isfinite(true_value):
+        return printed.unit
+    exact = Decimal(true_value)
+    try:
+        rounded = exact.quantize(Decimal(1).scaleb(exact.adjusted() - digits + 1), rounding=ROUND_HALF_EVEN)
+    except InvalidOperation:
+        return printed.unit
+    return min(printed.unit, Decimal(1).scaleb(rounded.adjusted() - digits + 1))
+
+
 def distance_in_units(printed: Printed, true_value: float) -> float:
-    """``|v − c| / u``, computed exactly in decimal from the float64 ``v``."""
-    return float(abs(Decimal(true_value) - printed.value) / printed.unit)
+    """``|v − c| / u``, computed exactly in decimal from the float64 ``v`` (``u`` the effective unit)."""
+    return float(abs(Decimal(true_value) - printed.value) / effective_unit(printed, true_value))
 
 
 def judge(printed: Printed, true_value: float, slack_units: float = 0.0) -> str | None:
@@ -106,10 +132,13 @@ def judge(printed: Printed, true_value: float, slack_units: float = 0.0) -> str 
         claimed = float(printed.value)
         return EXACT if abs(true_value - claimed) <= _EXACT_RTOL * max(abs(claimed), abs(true_value)) else None
     units = distance_in_units(printed, true_value)
-    own_rounding = _FLOAT_ULPS * math.ulp(abs(true_value)) / float(printed.unit)
+    own_rounding = min(
+        0.1, float(Decimal(_FLOAT_ULPS * math.ulp(abs(true_value))) / effective_unit(printed, true_value))
+    )
     if units <= 0.5 + own_rounding:
         return ROUNDED
-    if not printed.is_integer and units <= 1.0 + slack_units + own_rounding:
+    zero_mantissa = printed.exponent is not None and printed.value == 0
+    if not printed.is_integer and not zero_mantissa and units <= 1.0 + slack_units + own_rounding:
         return HAND_ROUNDED
     return None
 
@@ -134,6 +163,10 @@ def round_like(printed: Printed, value: float) -> str:
         return _as_fraction(printed, value)
     if printed.exponent is None:
         text = f"{value:.{printed.decimals}f}"
+    elif effective_unit(printed, value) < printed.unit or re.match(r"^[+-]?[1-9](\.|[eE])", printed.text):
+        digits = max(_significant_digits(printed), 1)
+        mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
+        text = f"{mantissa}e{int(exponent)}"
     else:
         scaled = Decimal(value).scaleb(-printed.exponent)
         mantissa = f"{scaled:.{printed.decimals}f}"
