@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         lines = [render_text(summary).splitlines()[-1]]
         for w in summary["wrong"]:
             where = ", ".join(p for p in (w["file"], w["where"]) if p)
-            lines.append(f"  wrong: {where}: {w['claim']} = {w['printed']}, should read {w['should_read']}")
+            lines.append(f"  {w['status']}: {where}: {w['claim']} = {w['printed']}, should read {w['should_read']}")
         print("\n".join(lines))
     else:
         print(render_text(summary))

@@ -13,7 +13,11 @@ wrong claims it read. What a claim depends on:
   from its state at that step (``w ← w − η·g`` for plain gradient descent);
 * a ``[nodes]`` value of a network — the claimed entries its expression reads;
 * a node's value or a derivative of a graph — the claimed values of the graph's nodes and
-  leaves: each moved to its printed value, and everything after it recomputed.
+  leaves: each moved to its printed value, and everything after it recomputed;
+* a derivative ``dN/dM`` of a graph — also the chain rule through a node ``K`` with one
+  entry that every path from ``M`` to ``N`` passes through: ``dN/dK · dK/dM`` from their
+  printed values (the notes' ``dl/dz = da/dz · dl/da`` with a wrongly printed ``da/dz``).
+  ``K`` qualifies when the true values satisfy the same product.
 """
 
 from __future__ import annotations
@@ -130,6 +134,40 @@ def _graph_claim(example: GraphExample, result: ClaimResult, done: list[ClaimRes
     return float(np.asarray(value)[entry.index]), used
 
 
+def _printed_or_true(pool: list[ClaimResult], step: int, quantity: str, index: tuple[int, ...],
+                     true: float) -> tuple[float, list[ClaimResult]]:  # fmt: skip
+    for r in pool:
+        if r.claim.step == step and r.claim.entry.quantity == quantity and r.claim.entry.index == index:
+            return float(r.claim.printed), [r]
+    return true, []
+
+
+def _chain(example: GraphExample, result: ClaimResult, pool: list[ClaimResult], states: dict[int, State]):
+    """``dN/dM`` from printed ``dN/dK`` and ``dK/dM`` through a node ``K`` that every path passes through."""
+    entry, step = result.claim.entry, result.claim.step
+    d = example.derivatives.get(entry.quantity)
+    if d is None:
+        return None
+    leaves = states[step].params
+    outer = reverse_mode(example.graph, leaves, d.top, d.index)
+    for node in example.graph.nodes:
+        if node in (d.top, d.wrt) or np.size(outer[node]) != 1:
+            continue
+        inner = reverse_mode(example.graph, leaves, node, (0,) * np.ndim(outer[node]))[d.wrt]
+        through, local = float(np.ravel(outer[node])[0]), float(np.asarray(inner)[entry.index])
+        true = float(np.asarray(outer[d.wrt])[entry.index])
+        if abs(through * local - true) > 1e-9 * max(1.0, abs(true)) or (through == 0 and local == 0):
+            continue
+        outer_q = next((q for q, o in example.derivatives.items() if (o.top, o.index, o.wrt) == (d.top, d.index, node)),
+                       None)  # fmt: skip
+        inner_q = next((q for q, o in example.derivatives.items() if o.top == node and o.wrt == d.wrt), None)
+        a, used_a = _printed_or_true(pool, step, outer_q or "", (0,) * np.ndim(outer[node]), through)
+        b, used_b = _printed_or_true(pool, step, inner_q or "", entry.index, local)
+        if any(r.status in WRONG for r in used_a + used_b):
+            return a * b, used_a + used_b
+    return None
+
+
 def attribute_follow_ons(example: Any, part: Any, results: list[ClaimResult], states: dict[int, State]) -> None:
     """Mark the wrong claims of one part that follow from earlier wrong ones (in place)."""
     order = sorted(range(len(results)), key=lambda i: (results[i].claim.step, i))
@@ -143,6 +181,9 @@ def attribute_follow_ons(example: Any, part: Any, results: list[ClaimResult], st
                 found = _network_node(example, part, result, others, states)
             if found is None and isinstance(example, GraphExample):
                 found = _graph_claim(example, result, others, states)
+                chained = _chain(example, result, others, states)
+                if chained is not None and (found is None or not _reproduces(result, found[0])):
+                    found = chained
             if found is not None:
                 value, used = found
                 sources = [r for r in used if r.status in WRONG]
@@ -151,6 +192,10 @@ def attribute_follow_ons(example: Any, part: Any, results: list[ClaimResult], st
                     result.status, result.follows_from, result.recomputed = "follows", names, value
                     result.hint = f"follows from {names}: recomputed from the printed values it reads, {value:.6g}"
         done.append(result)
+
+
+def _reproduces(result: ClaimResult, value: float) -> bool:
+    return judge(result.claim.printed, value, result.claim.slack_units) is not None
 
 
 def _label(result: ClaimResult) -> str:

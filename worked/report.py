@@ -60,7 +60,7 @@ def formula_record(result: FormulaResult) -> dict[str, Any]:
         "match": "",
         "units_off": 0.0,
         "slack_units": 0.0,
-        "checked_by": f"{result.agreement}, {result.points} points",
+        "checked_by": f"{result.agreement}, {result.points} point{'s' * (result.points != 1)}",
         "hint": result.hint,
         "note": "",
         "follows_from": "",
