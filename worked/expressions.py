@@ -87,17 +87,17 @@ def _convert(node: ast.expr, known: Callable[[str], bool], depth: int) -> Expr:
     deeper = depth + 1
     if isinstance(node, ast.Constant):
         if type(node.value) not in (int, float):
-            raise ExpressionError(f"a number, not {node.value!r}")
+            raise ExpressionError(f"a number (not {node.value!r})")
         try:
             value = float(node.value)
         except OverflowError:
             value = math.inf
         if not math.isfinite(value):
-            raise ExpressionError(f"a finite number, not {node.value!r}")
+            raise ExpressionError(f"a finite number (not {node.value!r})")
         return Expr("const", value=value)
     if isinstance(node, ast.Name):
         if not known(node.id):
-            raise ExpressionError(f"a name defined earlier, got {node.id!r}")
+            raise ExpressionError(f"a name defined earlier (not {node.id!r})")
         return Expr("name", name=node.id)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
         inner = _convert(node.operand, known, deeper)
@@ -115,7 +115,7 @@ def _convert(node: ast.expr, known: Callable[[str], bool], depth: int) -> Expr:
             shown = func or ast.unparse(node.func)
             close = difflib.get_close_matches(shown, FUNCTIONS, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ExpressionError(f"one of the functions {', '.join(FUNCTIONS)}, got {shown!r}{hint}")
+            raise ExpressionError(f"one of the functions {', '.join(FUNCTIONS)} (not {shown!r}){hint}")
         if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
             raise ExpressionError(f"plain arguments to {func}()")
         allowed = (1, 2) if func in ("max", "min") else (1,)
@@ -129,7 +129,7 @@ def _convert(node: ast.expr, known: Callable[[str], bool], depth: int) -> Expr:
     if isinstance(node, ast.Attribute) and node.attr == "T":
         return Expr("transpose", (_convert(node.value, known, deeper),))
     shown = ast.unparse(node) if isinstance(node, ast.AST) else repr(node)
-    raise ExpressionError(f"numbers, names, + - * / @ **, functions, indexing and .T only, got {shown!r}")
+    raise ExpressionError(f"numbers, names, + - * / @ **, functions, indexing and .T only (not {shown!r})")
 
 
 def parse_expression(text: str, known: Callable[[str], bool]) -> Expr:
@@ -183,9 +183,9 @@ _ELEMENTWISE: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 def _binary(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if op == "@":
         if a.ndim not in (1, 2) or b.ndim not in (1, 2):
-            raise ExpressionError(f"@ between vectors and matrices, got shapes {a.shape} and {b.shape}")
+            raise ExpressionError(f"@ between vectors and matrices (not shapes {a.shape} and {b.shape})")
         if a.shape[-1] != b.shape[0]:
-            raise ExpressionError(f"shapes that @ can multiply, got {a.shape} and {b.shape}")
+            raise ExpressionError(f"shapes that @ can multiply (not {a.shape} and {b.shape})")
         return np.asarray(a @ b)
     try:
         with np.errstate(all="ignore"):
@@ -193,7 +193,7 @@ def _binary(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
                 {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "**": np.power}[op](a, b)
             )
     except ValueError:
-        raise ExpressionError(f"shapes that broadcast for {op}, got {a.shape} and {b.shape}") from None
+        raise ExpressionError(f"shapes that broadcast for {op} (not {a.shape} and {b.shape})") from None
 
 
 Signs = list[np.ndarray]
@@ -230,7 +230,7 @@ def _apply(expr: Expr, args: list[np.ndarray], signs: Signs | None) -> np.ndarra
         try:
             return np.asarray(args[0][expr.index])
         except IndexError:
-            raise ExpressionError(f"an index into shape {args[0].shape}, got {expr.index}") from None
+            raise ExpressionError(f"an index into shape {args[0].shape} (not {list(expr.index)})") from None
     name = expr.name
     if signs is not None and name in ("relu", "abs"):
         signs.append(np.sign(args[0]))
