@@ -98,7 +98,7 @@ def _free_points(formula: Formula, example: Any) -> Iterator[tuple[str, Side, Ca
     draws += [{name: float(rng.uniform(-4, 4)) for name in formula.free} for _ in range(RANDOM_POINTS)]
     for draw in draws:
         env = {k: np.asarray(v) for k, v in draw.items()}
-        text = ", ".join(f"{k} = {v:.4g}" for k, v in draw.items())
+        text = ", ".join(f"{k} = {v:.6g}" for k, v in draw.items())
         yield (
             text,
             lambda env=env: (forward(formula.right, env), _free_true(formula, env)),
@@ -128,7 +128,7 @@ def _graph_points(formula: Formula, example: GraphExample) -> Iterator[tuple[str
 
     for n, leaves in enumerate(starts):
         text = "the example's values" if n == 0 else ", ".join(
-            f"{k} = {np.array2string(np.asarray(v), precision=4)}" for k, v in leaves.items()
+            f"{k} = {np.array2string(np.asarray(v), precision=6)}" for k, v in leaves.items()
         )  # fmt: skip
         yield (
             text,

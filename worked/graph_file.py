@@ -151,7 +151,7 @@ def graph_entry(reference: str, shapes: Mapping[str, tuple[int, ...]],
     return Entry(quantity, NAMED, _index(wrt_index, shapes[wrt], wrt, reference))
 
 
-def read_graph(reader: FileReader, table: Mapping[str, Any]) -> Graph:
+def read_graph(reader: FileReader, table: Mapping[str, Any], *, empty: bool = False) -> Graph:
     """Leaves and nodes of ``[graph]`` in file order (``train`` is the training table, not a name)."""
     leaves: dict[str, np.ndarray] = {}
     nodes: dict = {}
@@ -171,7 +171,7 @@ def read_graph(reader: FileReader, table: Mapping[str, Any]) -> Graph:
                 leaves[name] = as_array(value)
             except ValueError as err:
                 raise reader.error(where, f"{err} (a leaf) or an expression in a string (a node)", value) from None
-    if not leaves and not nodes:
+    if not leaves and not nodes and not empty:
         raise reader.error(("graph",), "at least one leaf or node", "none")
     return Graph(leaves=leaves, nodes=nodes)
 
@@ -206,7 +206,7 @@ def _train(reader: FileReader, graph: Graph, table: Any) -> tuple[str | None, tu
 def parse_graph_example(reader: FileReader, data: Mapping[str, Any]) -> GraphExample:
     """Validate a graph example (``data`` is the parsed TOML of ``reader``'s file)."""
     data = reader.table(data, (), TOP_LEVEL_KEYS)
-    graph = read_graph(reader, reader.table(data.get("graph", {}), ("graph",)))
+    graph = read_graph(reader, reader.table(data.get("graph", {}), ("graph",)), empty="formulas" in data)
     loss, parameters = _train(reader, graph, data.get("graph", {}).get("train"))
     rate, optimizer, frozen = read_training(reader, data, list(parameters))
     slack = read_slack(reader, data.get("slack_units", 0), ("slack_units",))
