@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from refbp.errors import InputError
-from worked.optimizers import OptimizerSpec, optimizer_spec
+from worked.optimizers import KINDS, OptimizerSpec, optimizer_spec
 from worked.rounding import Printed, parse_printed
 
 CLAIM_KEYS = ("printed", "slack_units", "note")
@@ -145,11 +145,26 @@ class UnknownKeyError(InputError):
         return UnknownKeyError(self.field, self.expected, self.detail, source=source)
 
 
+_ELSEWHERE = {
+    **dict.fromkeys(KINDS, "the top-level optimizer = {{ kind = {key!r} }}"),
+    **dict.fromkeys(("beta", "beta1", "beta2", "eps"), "a setting in the top-level optimizer = {{ … }}"),
+    **dict.fromkeys(("learning_rate", "lr", "frozen", "optimizer", "slack_units"), "the top-level key {name!r}"),
+}
+
+
 def unknown_key_detail(key: str, table: tuple[str, ...], allowed: list[str] | tuple[str, ...]) -> str:
-    """``unknown key 'momentum' in [network]; did you mean 'optimizer'?``"""
+    """``unknown key 'momentum' in [network]; did you mean the top-level optimizer = { kind = 'momentum' }?``
+
+    The nearest allowed key, or for a training setting written inside a table, where it belongs.
+    """
     where = f"in [{path_text(table)}]" if table else "at the top level"
     close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
-    return f"unknown key {key!r} {where}" + (f"; did you mean {close[0]!r}?" if close else "")
+    if close:
+        return f"unknown key {key!r} {where}; did you mean {close[0]!r}?"
+    if table and key in _ELSEWHERE:
+        name = "learning_rate" if key == "lr" else key
+        return f"unknown key {key!r} {where}; did you mean " + _ELSEWHERE[key].format(key=key, name=name) + "?"
+    return f"unknown key {key!r} {where}"
 
 
 class FileReader:
