@@ -269,3 +269,15 @@ def test_the_circuit_from_the_readme_checks_clean(tmp_path, capsys) -> None:
     path.write_text(CIRCUIT, encoding="utf-8")
     assert main(["examples", str(path), "--out", str(tmp_path / "r")]) == EXIT_OK
     assert "PASS: 1 worked example, 6 claims (6 ok)" in capsys.readouterr().out
+
+
+def test_the_readme_graph_example_checks_clean(tmp_path, capsys) -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"^```toml\n(.*?)^```", readme, flags=re.S | re.M) if "[graph]" in b]
+    path = tmp_path / "readme_circuit.toml"
+    path.write_text(block, encoding="utf-8")
+    assert main(["examples", str(path), "--out", str(tmp_path / "r")]) == EXIT_OK
+    assert "PASS: 1 worked example, 5 claims (5 ok)" in capsys.readouterr().out
