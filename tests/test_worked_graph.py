@@ -276,7 +276,7 @@ def test_the_readme_graph_example_checks_clean(tmp_path, capsys) -> None:
     from pathlib import Path
 
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    (block,) = [b for b in re.findall(r"^```toml\n(.*?)^```", readme, flags=re.S | re.M) if "[graph]" in b]
+    (block,) = [b for b in re.findall(r"^```toml\n(.*?)^```", readme, flags=re.S | re.M) if "\n[graph]\n" in b]
     path = tmp_path / "readme_circuit.toml"
     path.write_text(block, encoding="utf-8")
     assert main(["examples", str(path), "--out", str(tmp_path / "r")]) == EXIT_OK
