@@ -205,3 +205,54 @@ def test_bad_training_settings_are_one_line(change: tuple[str, str], message: st
 def test_a_hundred_thousand_steps_are_accepted() -> None:
     example = parse_example(MAZUR.replace("[after_steps.10000]", "[after_steps.100000]"), "mazur.toml")
     assert max(c.step for c in example.parts[0].claims) == 100_000
+
+
+def test_epoch_by_epoch_restarts_from_the_printed_weights() -> None:
+    """The L2 linear unit as a source prints it, one epoch a table, weights rounded to two places:
+    epoch 2 starts from the printed (0.65, −0.20, 0.15), not from the true (0.645, −0.195, 0.15).
+
+    epoch 2 by hand: y = 0.65 − 0.40 + 0.15 = 0.40, r = −0.6, L = ½·0.36 + 0.05·(0.4225 + 0.04) = 0.203125;
+    ∂L/∂W = (−0.6 + 0.065, −1.2 − 0.02) = (−0.535, −1.22), W ← (0.7035, −0.078).
+    """
+    from worked.command import BUNDLED_DIR
+
+    text = (BUNDLED_DIR / "l2_gradient_descent.toml").read_text(encoding="utf-8")
+    head = text[: text.index("[data]")]
+    epochs = """
+[parts.epoch1.data]
+x = [1, 2]
+t = [1]
+[parts.epoch1.claims]
+loss = "1.15"
+[parts.epoch1.after_steps.1]
+w1 = "0.65"
+w2 = "-0.20"
+b = "0.15"
+
+[parts.epoch2.parameters]
+W1 = [[0.65], [-0.20]]
+b1 = [0.15]
+[parts.epoch2.data]
+x = [1, 2]
+t = [1]
+[parts.epoch2.claims]
+loss = "0.2031"
+[parts.epoch2.after_steps.1]
+w1 = "0.70"
+w2 = "-0.08"
+"""
+    results = check_example(parse_example(head + epochs, "epochs.toml"))
+    assert {(r.part, r.claim.reference, r.claim.step): r.status for r in results} == {
+        ("epoch1", "loss", 0): "ok", ("epoch1", "w1", 1): "ok", ("epoch1", "w2", 1): "ok", ("epoch1", "b", 1): "ok",
+        ("epoch2", "loss", 0): "ok", ("epoch2", "w1", 1): "ok", ("epoch2", "w2", 1): "ok",
+    }  # fmt: skip
+    loss2 = next(r for r in results if r.part == "epoch2" and r.claim.step == 0)
+    assert loss2.value == pytest.approx(0.203125, abs=1e-12)
+    # carried forward instead (the true path), the printed epoch-2 loss is wrong: 0.199715
+    carried = check_example(parse_example(head + epochs.replace("W1 = [[0.65], [-0.20]]", "W1 = [[0.645], [-0.195]]"),
+                                          "e.toml"))  # fmt: skip
+    assert next(r for r in carried if r.part == "epoch2" and r.claim.step == 0).status == "wrong"
+    with pytest.raises(InputError, match=r"parts\.epoch2\.parameters\.W3: .*unknown key 'W3'"):
+        parse_example(head + epochs.replace("b1 = [0.15]", "W3 = [[1]]"), "e.toml")
+    with pytest.raises(InputError, match=r"parts\.epoch2\.parameters\.W1: expected shape \(2, 1\)"):
+        parse_example(head + epochs.replace("W1 = [[0.65], [-0.20]]", "W1 = [[0.65, -0.20]]"), "e.toml")
