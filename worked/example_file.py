@@ -43,7 +43,6 @@ whose field is the TOML path of the offending value.
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -61,7 +60,7 @@ from worked.aliases import NAMED, Entry, check_alias, resolve
 from worked.claim import Claim
 from worked.file_reader import FileReader, line_of, locate, read_claim_value, read_slack, read_steps, read_training
 from worked.formulas import Formula, parse_network_formulas
-from worked.graph_file import GraphExample, parse_graph_example
+from worked.graph_file import NAMED_REFERENCE, GraphExample, named_index, parse_graph_example
 from worked.network_nodes import NetworkNode, parse_nodes
 from worked.optimizers import OptimizerSpec
 
@@ -121,30 +120,16 @@ class WorkedExample:
         return part.params if part.params is not None else self.params
 
 
-_NODE_REFERENCE = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*(?:\[(?P<index>[^\]]*)\])?$")
-
-
 def node_entry(nodes: Mapping[str, Any], reference: str) -> Entry | None:
     """The entry of a named node that ``reference`` names (``step``, ``grad_data[1,0]``), or ``None``.
 
     ``nodes`` maps names to anything with a ``shape``; :class:`InputError` when the index does not fit it.
     """
-    match = _NODE_REFERENCE.match(reference.strip())
+    match = NAMED_REFERENCE.match(reference.strip())
     if not match or match.group("name") not in nodes:
         return None
-    name, shape = match.group("name"), tuple(nodes[match.group("name")].shape)
-    text = match.group("index")
-    if text is None:
-        if math.prod(shape) != 1:
-            raise InputError("", f"an index into {name}, of shape {shape}", reference)
-        return Entry(name, NAMED, (0,) * len(shape))
-    parts = [p.strip() for p in text.split(",")]
-    if not all(re.fullmatch(r"\d+", p) for p in parts):
-        raise InputError("", "an index of non-negative integers like [0] or [0,1]", reference)
-    index = tuple(int(p) for p in parts)
-    if len(index) != len(shape) or any(i >= n for i, n in zip(index, shape, strict=True)):
-        raise InputError("", f"an index into {name}, of shape {shape}", reference)
-    return Entry(name, NAMED, index)
+    name = match.group("name")
+    return Entry(name, NAMED, named_index(match.group("index"), tuple(nodes[name].shape), name, reference))
 
 
 def _claims(

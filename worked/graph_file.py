@@ -59,7 +59,7 @@ TOP_LEVEL_KEYS = (
 PART_KEYS = ("parameters", "claims", "after_steps")
 TRAIN_KEYS = ("loss", "parameters")
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_REFERENCE = re.compile(rf"^(?P<name>{_NAME})\s*(?:\[(?P<index>[^\]]*)\])?$")
+NAMED_REFERENCE = re.compile(rf"^(?P<name>{_NAME})\s*(?:\[(?P<index>[^\]]*)\])?$")
 _DERIVATIVE = re.compile(r"^[d∂](?P<top>[^/]+)/[d∂](?P<bottom>.+)$")
 
 
@@ -111,7 +111,8 @@ class GraphExample:
         return dict(part.leaves if part.leaves is not None else self.graph.leaves)
 
 
-def _index(text: str | None, shape: tuple[int, ...], name: str, reference: str) -> tuple[int, ...]:
+def named_index(text: str | None, shape: tuple[int, ...], name: str, reference: str) -> tuple[int, ...]:
+    """The index written after ``name`` (``None``: none written), checked against its ``shape``."""
     if text is None:
         if math.prod(shape) != 1:
             raise InputError("", f"an index into {name}, of shape {shape}", reference)
@@ -126,7 +127,7 @@ def _index(text: str | None, shape: tuple[int, ...], name: str, reference: str) 
 
 
 def _named(text: str, shapes: Mapping[str, tuple[int, ...]], reference: str) -> tuple[str, str | None]:
-    match = _REFERENCE.match(text.strip())
+    match = NAMED_REFERENCE.match(text.strip())
     if not match:
         raise InputError("", "a name with an optional index, like q or W[0,1]", reference)
     name = match.group("name")
@@ -142,13 +143,13 @@ def graph_entry(reference: str, shapes: Mapping[str, tuple[int, ...]],
     derivative = _DERIVATIVE.match(text)
     if derivative is None:
         name, index = _named(text, shapes, reference)
-        return Entry(name, NAMED, _index(index, shapes[name], name, reference))
+        return Entry(name, NAMED, named_index(index, shapes[name], name, reference))
     top, top_index = _named(derivative.group("top"), shapes, reference)
     wrt, wrt_index = _named(derivative.group("bottom"), shapes, reference)
-    index = _index(top_index, shapes[top], top, reference)
+    index = named_index(top_index, shapes[top], top, reference)
     quantity = f"d{top}{'[' + ','.join(map(str, index)) + ']' if math.prod(shapes[top]) != 1 else ''}/d{wrt}"
     derivatives[quantity] = Derivative(top, index, wrt)
-    return Entry(quantity, NAMED, _index(wrt_index, shapes[wrt], wrt, reference))
+    return Entry(quantity, NAMED, named_index(wrt_index, shapes[wrt], wrt, reference))
 
 
 def read_graph(reader: FileReader, table: Mapping[str, Any], *, empty: bool = False) -> Graph:
