@@ -117,3 +117,19 @@ def test_bad_formulas_are_one_line(tmp_path, line: str, message: str) -> None:
         parse_example(f"[formulas]\n{line}\n", "f.toml")
     assert message in str(caught.value)
     assert str(caught.value).startswith("f.toml, line 2: ")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('"df/dx" = "q[3]"', "expected an index into shape () (not [3])"),
+        ('"f[2]" = "q"', "expected an index into f, of shape () (not [2])"),
+        ('"q" = "x * [1, 2]"', "numbers, names, + - * / @ **, functions, indexing and .T only"),
+    ],
+)
+def test_bad_graph_formulas_are_refused_before_anything_is_computed(line: str, message: str) -> None:
+    text = f'[graph]\nx = -2\ny = 5\nz = -4\nq = "x + y"\nf = "q * z"\n[formulas]\n{line}\n'
+    with pytest.raises(InputError) as caught:
+        parse_example(text, "g.toml")
+    assert str(caught.value).startswith("g.toml, line 8: formulas.")
+    assert message in str(caught.value)

@@ -34,7 +34,7 @@ from typing import Any
 
 from refbp.errors import InputError
 from refbp.spec import NetworkSpec
-from worked.expressions import FUNCTIONS, Expr, ExpressionError, parse_expression
+from worked.expressions import FUNCTIONS, Expr, ExpressionError, forward, parse_expression
 
 _FREE_DERIVATIVE = re.compile(r"^[d∂]\s*(?P<top>.+?)\s*/\s*[d∂]\s*(?P<var>[A-Za-z_][A-Za-z0-9_]*)$")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -115,20 +115,43 @@ def graph_side(text: str, names: Any) -> tuple[tuple[str, tuple[int, ...] | None
 
 def parse_graph_formulas(reader: Any, table: Any, graph: Any) -> tuple[Formula, ...]:
     """The ``[formulas]`` of a graph example (or of a file of formulas alone)."""
+    from worked.graph import evaluate
+
     names = set(graph.order)
+    values = evaluate(graph, graph.leaves) if names else {}
     out = []
     for text, claimed in _checked(reader, table).items():
         where = ("formulas", text)
+        side = graph_side(text, names)
         try:
-            if graph_side(text, names) is None:
+            if side is None:
                 formula = _free_formula(text, claimed)
             else:
                 right = parse_expression(claimed, lambda word: word in names)
                 formula = Formula(text, claimed, "graph", right, reference=text)
+                _check_graph_shapes(side, forward(right, values), values)
         except ExpressionError as err:
             raise reader.error(where, str(err), claimed) from None
         out.append(_with_line(reader, formula, where))
     return tuple(out)
+
+
+def _check_graph_shapes(side: Any, right: Any, values: Mapping[str, Any]) -> None:
+    """:class:`ExpressionError` unless the left side's index fits and the right side has its shape."""
+    (top, index), wrt = side
+    top_shape = tuple(values[top].shape)
+    if index is not None and (
+        len(index) != len(top_shape) or any(i >= n for i, n in zip(index, top_shape, strict=False))
+    ):
+        raise ExpressionError(f"an index into {top}, of shape {top_shape} (not {list(index)})")
+    if wrt is None:
+        shape = () if index is not None else top_shape
+    else:
+        shape = tuple(values[wrt].shape) if index is not None or not top_shape else (*top_shape, *values[wrt].shape)
+    got = tuple(right.shape)
+    if got != shape and not (got == () or (_vector_like(got) and _vector_like(shape)
+                                          and math.prod(got) == math.prod(shape))):  # fmt: skip
+        raise ExpressionError(f"an expression of the shape of the left side, {shape} (not {got})")
 
 
 def parse_network_formulas(
