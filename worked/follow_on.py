@@ -66,7 +66,11 @@ def _gradient_key(example: Any, name: str) -> Any:
     return ("", NAMED)
 
 
-def _updated(example: Any, result: ClaimResult, done: list[ClaimResult], states: dict[int, State]):
+Found = tuple[float, list[ClaimResult]] | None
+"""A value recomputed from printed ones, and the claims whose printed values it read."""
+
+
+def _updated(example: Any, result: ClaimResult, done: list[ClaimResult], states: dict[int, State]) -> Found:
     """An updated parameter recomputed from the printed value and gradient one step earlier."""
     entry, step = result.claim.entry, result.claim.step
     name = _parameter_name(example, entry)
@@ -76,8 +80,6 @@ def _updated(example: Any, result: ClaimResult, done: list[ClaimResult], states:
     earlier = [r for r in done if r.claim.step == step - 1]
     value_key = entry.key
     grad_key = _gradient_key(example, name)
-    if grad_key not in before.values:
-        grad_key = ("dL/d" + name[0], int(name[1:])) if isinstance(example, WorkedExample) else grad_key
     value, used_value = _printed_into(before.values[value_key], earlier, value_key)
     grad_source = before.values.get(grad_key)
     if grad_source is None:
@@ -94,7 +96,7 @@ def _true_gradient(example: GraphExample, state: State, name: str) -> np.ndarray
 
 
 def _network_node(example: WorkedExample, part: Any, result: ClaimResult, done: list[ClaimResult],
-                  states: dict[int, State]):  # fmt: skip
+                  states: dict[int, State]) -> Found:  # fmt: skip
     entry, step = result.claim.entry, result.claim.step
     if entry.layer != NAMED or entry.quantity not in example.nodes:
         return None
@@ -110,7 +112,8 @@ def _network_node(example: WorkedExample, part: Any, result: ClaimResult, done: 
     return float(np.asarray(value)[entry.index]), used
 
 
-def _graph_claim(example: GraphExample, result: ClaimResult, done: list[ClaimResult], states: dict[int, State]):
+def _graph_claim(example: GraphExample, result: ClaimResult, done: list[ClaimResult],
+                 states: dict[int, State]) -> Found:  # fmt: skip
     entry, step = result.claim.entry, result.claim.step
     state = states[step]
     own = example.derivatives[entry.quantity].top if entry.quantity in example.derivatives else entry.quantity
@@ -142,7 +145,7 @@ def _printed_or_true(pool: list[ClaimResult], step: int, quantity: str, index: t
     return true, []
 
 
-def _chain(example: GraphExample, result: ClaimResult, pool: list[ClaimResult], states: dict[int, State]):
+def _chain(example: GraphExample, result: ClaimResult, pool: list[ClaimResult], states: dict[int, State]) -> Found:
     """``dN/dM`` from printed ``dN/dK`` and ``dK/dM`` through a node ``K`` that every path passes through."""
     entry, step = result.claim.entry, result.claim.step
     d = example.derivatives.get(entry.quantity)
