@@ -224,8 +224,9 @@ def _agreement(
         value = by[name]
         if value is None:
             continue
-        tol = tolerance_for(f"refbp~{name}", dtype, scale)
-        if abs(value - by["refbp"]) <= tol.atol + tol.rtol * max(abs(value), abs(by["refbp"])):
+        tol = tolerance_for(f"refbp~{name}", dtype, scale if np.isfinite(scale) else 1.0)
+        both_undefined = not np.isfinite(value) and not np.isfinite(by["refbp"]) and str(value) == str(by["refbp"])
+        if both_undefined or abs(value - by["refbp"]) <= tol.atol + tol.rtol * max(abs(value), abs(by["refbp"])):
             agree.append(name)
         else:
             differ.append(name)

@@ -214,6 +214,8 @@ def read_toml(text: str, source: str) -> dict[str, Any]:
     """The file's tables; :class:`InputError` naming the line for bad TOML."""
     try:
         return tomllib.loads(text)
+    except RecursionError:
+        raise InputError("", "TOML nested at most a few hundred levels deep", "deeper", source=source) from None
     except tomllib.TOMLDecodeError as err:
         message = str(err)
         line = re.search(r"at line (\d+)", message)
