@@ -281,3 +281,23 @@ def test_the_readme_graph_example_checks_clean(tmp_path, capsys) -> None:
     path.write_text(block, encoding="utf-8")
     assert main(["examples", str(path), "--out", str(tmp_path / "r")]) == EXIT_OK
     assert "PASS: 1 worked example, 5 claims (5 ok)" in capsys.readouterr().out
+
+
+def test_a_step_into_the_undefined_is_wrong_not_a_disagreement() -> None:
+    """L = log(w) + w with η = 5: w = 0.5 − 5·(1/0.5 + 1) = −14.5, where log is not defined."""
+    text = (
+        'learning_rate = 5\n[graph]\nw = 0.5\nL = "log(w) + w"\n[graph.train]\nloss = "L"\nparameters = ["w"]\n'
+        '[claims]\nL = "-0.1931"\n[after_steps.1]\nw = "-14.5"\nL = "0"\n'
+    )
+    results = _claims(text)
+    assert results["w@1"].status == "ok" and results["w@1"].value == -14.5
+    assert results["L@1"].status == "wrong" and results["L@1"].should_read == "nan"
+    assert results["L@1"].agreement == "refbp = torch = fd"
+
+
+def test_toml_nested_too_deep_is_one_line(tmp_path, capsys) -> None:
+    path = tmp_path / "deep.toml"
+    path.write_text("[graph]\nx = " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    assert main(["examples", str(path), "--out", str(tmp_path / "r")]) == EXIT_USAGE
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"refbp: error: {path}")
