@@ -5,6 +5,8 @@ A file holds one worked example as printed in the notes::
     title = "A 3-2-2 sigmoid network"
     source = "where it was printed"         # optional
     learning_rate = 0.01                    # needed for [after_steps.k]
+    optimizer = { kind = "momentum" }       # optional, sgd by default (see worked.optimizers)
+    frozen = ["b1", "b2"]                   # optional: parameters that are not updated
     slack_units = 0                         # optional hand-rounding slack (see worked.rounding)
 
     [network]                               # a NetworkSpec (see refbp.spec)
@@ -20,6 +22,9 @@ A file holds one worked example as printed in the notes::
     w7 = "W2[0,0]"
     h1 = "a1[0]"
 
+    [nodes]                                 # the hand computation's intermediates
+    step = "0.01 * dE/dW2[0,0]"             # (see worked.network_nodes), claimable
+
     [data]                                  # inputs and targets in the spec's layout
     x = [1, 4, 5]
     t = [0.1, 0.05]
@@ -29,13 +34,20 @@ A file holds one worked example as printed in the notes::
     "dE/dw7" = "0.0765"
     "dE/db1" = { printed = "0.0008", slack_units = 1, note = "eq. (12)" }
 
-    [after_steps.1]                         # after one step of gradient descent
+    [after_steps.1]                         # after one optimiser step (k up to 100,000)
     w7 = "0.6992"
     loss = "0.5650"
 
+    [formulas]                              # identities (see worked.formulas)
+    "delta1" = "a1 * (1 - a1) * (delta2 @ W2.T)"
+
 When one network is worked through for several inputs (parts a, b, c of an exercise),
 ``[data]``, ``[claims]`` and ``[after_steps.k]`` move into ``[parts.NAME]``,
-``[parts.NAME.claims]`` and ``[parts.NAME.after_steps.k]``.
+``[parts.NAME.claims]`` and ``[parts.NAME.after_steps.k]``; ``[parts.NAME.parameters]``
+overrides some starting parameters of that part (an epoch restarted from printed weights).
+
+A file with a ``[graph]`` table (or with ``[formulas]`` alone) is a graph example instead:
+see :mod:`worked.graph_file`.
 
 Every error is an :class:`InputError` whose source is ``FILE`` or ``FILE, line N`` and
 whose field is the TOML path of the offending value.
