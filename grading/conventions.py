@@ -7,7 +7,8 @@ The deep style's ``L_model_backward`` returns ``grads`` with ``dW{l}``, ``db{l}`
 * ``dA{l+1}`` — ``grads["dA" + str(l + 1)]``, the earlier ones: ``dA1 … dAL``, each one layer up.
 
 :func:`normalise_grads` tells them apart by the keys present (``dA0`` only exists in the
-first, ``dA{L}`` only in the second) and maps the second onto the first, which the oracle uses.
+first, ``dA{L}`` only in the second) and maps the second onto the first, which the oracle uses
+(an assignment that insists on ``dA{l+1}`` gets the first shifted the other way, so it fails).
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ def grads_convention(grads: dict, depth: int) -> str:
     return ""
 
 
-def _shifted(grads: dict) -> dict:
-    """``dA{k}`` → ``dA{k−1}``; every other key unchanged."""
+def _shifted(grads: dict, by: int = -1) -> dict:
+    """``dA{k}`` → ``dA{k+by}``; every other key unchanged."""
     out = {}
     for key, value in grads.items():
         if isinstance(key, str) and key.startswith("dA") and key[2:].isdigit():
-            out[f"dA{int(key[2:]) - 1}"] = value
+            out[f"dA{int(key[2:]) + by}"] = value
         else:
             out[key] = value
     return out
@@ -62,6 +63,8 @@ def normalise_grads(check: FunctionCheck, results: list[Any]) -> str:
                 "notebook's convention); graded in that convention."
             )
         return f"{target} stores the gradient of A_l under grads['dA' + str(l)] (dA0 … dA{depth - 1})."
+    if used == SAME_LAYER:  # graded against dA{l+1}: each dA{l} is then one layer off, as it would be in the course
+        results[call] = _shifted(results[call], +1)
     return (
         f"{target} stores the gradient of A_l under grads['{used}'] but this assignment expects "
         f"grads['{check.grads_keys}'] (conventions.grads_keys)."

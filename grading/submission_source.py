@@ -82,7 +82,7 @@ def _is_literal(node: ast.expr) -> bool:
 
 def is_definition(node: ast.stmt) -> bool:
     """A top-level statement that ``load="defs"`` keeps (see the module docstring)."""
-    if isinstance(node, ast.Import | ast.ImportFrom | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+    if isinstance(node, ast.Import | ast.ImportFrom | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Pass):
         return True
     if isinstance(node, ast.Assign):
         return all(isinstance(t, ast.Name) for t in node.targets) and _is_literal(node.value)
