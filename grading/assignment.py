@@ -7,6 +7,7 @@ An assignment is a TOML file::
     style = "layers"                  # layers | deep | spec: the calling conventions (grading/oracle_*.py)
     support = ["helpers.py"]          # course helper files, relative to this file, put beside the submission
     allow_imports = []                # blocked packages (torch, refbp, …) the submission may import anyway
+    load = "defs"                     # defs | all: what of the file runs (default: defs for notebooks, all for .py)
 
     [advisory]                        # fail | warn | off for the checks that are not about the math
     inplace = "warn"                  # an input array modified in place
@@ -49,7 +50,8 @@ GRADS_KEYS = ("dA{l}", "dA{l+1}", "either")
 #: ``--interface`` names and the built-in assignment each stands for.
 ALIASES = {"layers": "layers-all", "deep": "deep-all", "spec": "spec-all"}
 _TOP_KEYS = {
-    "name", "description", "style", "support", "allow_imports", "advisory", "tolerance", "conventions", "functions",
+    "name", "description", "style", "support", "allow_imports", "load", "advisory", "tolerance", "conventions",
+    "functions",
 }  # fmt: skip
 _FUNCTION_KEYS = {"role", "points", "scenarios"}
 MAX_SCENARIOS = 20
@@ -85,6 +87,7 @@ class Assignment:
     grads_keys: str = "dA{l}"
     support: tuple[Path, ...] = ()
     allow_imports: tuple[str, ...] = ()
+    load: str | None = None
     source: str = ""
 
     @property
@@ -196,6 +199,9 @@ def parse(data: dict[str, Any], folder: Path, source: str = "assignment") -> Ass
         raise InputError("conventions.grads_keys", "one of " + ", ".join(GRADS_KEYS), grads_keys)
     if "grads_keys" in conventions and style != "deep":
         raise InputError("conventions.grads_keys", 'only with style = "deep"', style)
+    load = data.get("load")
+    if load is not None and load not in ("defs", "all"):
+        raise InputError("load", "defs or all", load)
     support = []
     for item in _strings(data, "support"):
         path = (folder / item).resolve()
@@ -213,6 +219,7 @@ def parse(data: dict[str, Any], folder: Path, source: str = "assignment") -> Ass
         grads_keys=grads_keys,
         support=tuple(support),
         allow_imports=tuple(_strings(data, "allow_imports")),
+        load=load,
         source=source,
     )
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -56,6 +57,8 @@ def _assignment_toml(assignment: Assignment, support: list[Path]) -> str:
         data["support"] = [f"support/{p.name}" for p in support]
     if assignment.allow_imports:
         data["allow_imports"] = list(assignment.allow_imports)
+    if assignment.load:
+        data["load"] = assignment.load
     data["advisory"] = dict(assignment.advisory)
     tolerance = {k: v for k, v in (("rtol", assignment.rtol), ("atol", assignment.atol)) if v is not None}
     if tolerance:
@@ -76,14 +79,19 @@ def _assignment_toml(assignment: Assignment, support: list[Path]) -> str:
     return tomli_w.dumps(data)
 
 
+def _dependencies() -> tuple[str, list[str]]:
+    """``(version, runtime dependencies)``: from the source tree's ``pyproject.toml``, else the installed metadata."""
+    checkout = Path(importlib.import_module("grading").__file__).parents[1] / "pyproject.toml"
+    if checkout.is_file():
+        project = tomllib.loads(checkout.read_text(encoding="utf-8")).get("project", {})
+        return str(project.get("version", "0")), list(project.get("dependencies", []))
+    version = importlib.metadata.version("refbp")
+    return version, [r for r in importlib.metadata.requires("refbp") or [] if "extra ==" not in r]
+
+
 def _pyproject() -> str:
-    """A ``pyproject.toml`` for the bundled source: this installation's version and runtime dependencies."""
-    try:
-        version = importlib.metadata.version("refbp")
-        requires = importlib.metadata.requires("refbp") or []
-    except importlib.metadata.PackageNotFoundError:
-        version, requires = "0", ["numpy>=1.26", "nbformat>=5.7", "tomli-w>=1.0", TORCH_PIN]
-    dependencies = [r for r in requires if "extra ==" not in r]
+    """A ``pyproject.toml`` for the bundled source: this refbp's version and runtime dependencies."""
+    version, dependencies = _dependencies()
     data = {
         "build-system": {"requires": ["setuptools>=68"], "build-backend": "setuptools.build_meta"},
         "project": {

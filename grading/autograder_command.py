@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from refbp.cli import EXIT_OK, non_negative_int
@@ -20,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE|DIR",
         help="a course helper file (or a folder of them) put beside every submission; repeatable",
     )
+    parser.add_argument(
+        "--load", choices=["defs", "all"], help="what of a submission runs (default: the assignment's, else by kind)"
+    )
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the test inputs (default 0)")
     parser.add_argument("--out", type=Path, default=Path("autograder.zip"), help="the zip to write")
 
@@ -31,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from grading.check_command import writable_file, written
 
     assignment = resolve(args.assignment)
+    if args.load:
+        assignment = dataclasses.replace(assignment, load=args.load)
     support = support_files(args.support)
     out = writable_file(args.out, "--out")
     assignment_plan(assignment, args.seed)  # the oracle is confirmed here, not on the first student

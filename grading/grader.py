@@ -112,7 +112,7 @@ def grade_submission(
     """Grade the submission at ``path`` against ``assignment`` in the sandbox (default limits unless given).
 
     ``support`` adds helper files to the assignment's own; ``load`` is ``defs`` or ``all``
-    (default: ``defs`` for a notebook, ``all`` for a ``.py``).
+    (default: the assignment's, else ``defs`` for a notebook and ``all`` for a ``.py``).
     """
     spec = _assignment(assignment)
     plan = assignment_plan(spec, seed)
@@ -120,7 +120,7 @@ def grade_submission(
     helpers = [*spec.support, *support]
     notes: list[str] = []
     try:
-        prepared = prepare(path, load, [p.name for p in helpers])
+        prepared = prepare(path, load or spec.load, [p.name for p in helpers])
     except InputError as err:
         prepared, run = None, _unreadable(err)
     if prepared is not None:
