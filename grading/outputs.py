@@ -266,7 +266,12 @@ def render_markdown(result: SubmissionResult, level: int = 1) -> str:
             lines += ["", f"{h}## {name}", "", *_what_to_fix(by_function[name])]
     if warned:
         lines += ["", f"{h}# Warnings (no points lost)", ""]
-        lines += list(dict.fromkeys(f"- *{r.check}*, {r.quantity}: {_sentence(r.message)}" for r in warned))
+        for line in dict.fromkeys(
+            f"- *{r.check}*, {r.quantity}: {_sentence(r.message)}"
+            + (f"\n  - Hint: {_sentence(r.diagnosis)}" if r.diagnosis else "")
+            for r in warned
+        ):
+            lines.append(line)
     lines += ["", f"{h}# Points by function", "", "| function | points | result |", "|---|---:|---|"]
     for name, rows in by_function.items():
         points = f"{sum(r.score for r in rows):g}/{sum(r.max_score for r in rows):g}"
