@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from grading.check_command import add_loading_arguments
 from refbp.cli import EXIT_OK, non_negative_int
 
 HELP = "write a Gradescope autograder zip (setup.sh, run_autograder, the assignment, refbp) for an assignment"
@@ -13,17 +14,7 @@ HELP = "write a Gradescope autograder zip (setup.sh, run_autograder, the assignm
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("assignment", metavar="ASSIGNMENT", help="a built-in assignment name or an assignment .toml")
-    parser.add_argument(
-        "--support",
-        action="append",
-        default=[],
-        type=Path,
-        metavar="FILE|DIR",
-        help="a course helper file (or a folder of them) put beside every submission; repeatable",
-    )
-    parser.add_argument(
-        "--load", choices=["defs", "all"], help="what of a submission runs (default: the assignment's, else by kind)"
-    )
+    add_loading_arguments(parser)
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the test inputs (default 0)")
     parser.add_argument("--out", type=Path, default=Path("autograder.zip"), help="the zip to write")
 

@@ -33,6 +33,24 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def add_loading_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--support`` and ``--load``: what goes beside a submission and what of it runs (check, grade, autograder)."""
+    parser.add_argument(
+        "--support",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE|DIR",
+        help="a course helper file (or a folder of them) put beside the submission; repeatable",
+    )
+    parser.add_argument(
+        "--load",
+        choices=["defs", "all"],
+        help="defs: run only top-level imports, definitions and literal constants; all: run everything "
+        "(default: the assignment's, else defs for notebooks and all for .py files)",
+    )
+
+
 def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``check`` and ``grade``: assignment, support files, loading, seed, limits."""
     which = parser.add_mutually_exclusive_group(required=True)
@@ -49,20 +67,7 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
         + "): "
         + "; ".join(f"{i.name}: {i.description}" for i in INTERFACES.values()),
     )
-    parser.add_argument(
-        "--support",
-        action="append",
-        default=[],
-        type=Path,
-        metavar="FILE|DIR",
-        help="a course helper file (or a folder of them) put beside the submission; repeatable",
-    )
-    parser.add_argument(
-        "--load",
-        choices=["defs", "all"],
-        help="defs: run only top-level imports, definitions and literal constants; all: run everything "
-        "(default: defs for notebooks, all for .py files)",
-    )
+    add_loading_arguments(parser)
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the test inputs (default 0)")
     parser.add_argument("--timeout", type=positive_seconds, default=10.0, help="seconds per check (default 10)")
     parser.add_argument(

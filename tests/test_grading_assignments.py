@@ -21,17 +21,7 @@ LIMITS = SandboxLimits(function_seconds=20.0, submission_seconds=120.0)
 CS231N_FUNCTIONS = {"affine_forward", "affine_backward", "relu_forward", "relu_backward", "svm_loss", "softmax_loss"}
 
 # The old starter code's softmax: stable for ordinary logits, log(0) once a shifted logit is ~ -2000.
-OLD_SOFTMAX = """
-def softmax_loss(x, y):
-    probs = np.exp(x - np.max(x, axis=1, keepdims=True))
-    probs /= np.sum(probs, axis=1, keepdims=True)
-    N = x.shape[0]
-    loss = -np.sum(np.log(probs[np.arange(N), y])) / N
-    dx = probs.copy()
-    dx[np.arange(N), y] -= 1
-    dx /= N
-    return loss, dx
-"""
+OLD_SOFTMAX = (COURSES / "cs231n_old_starter.py").read_text(encoding="utf-8")
 INPLACE_RELU = """
 def relu_backward(dout, cache):
     dout[cache <= 0] = 0

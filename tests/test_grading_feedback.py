@@ -16,22 +16,15 @@ from refbp.cli import main
 
 COURSES = Path(__file__).parent / "submissions" / "courses"
 LIMITS = SandboxLimits(function_seconds=20.0, submission_seconds=120.0)
-OLD_SOFTMAX_AND_KEEPDIMS_DB = """
-def softmax_loss(x, y):
-    probs = np.exp(x - np.max(x, axis=1, keepdims=True))
-    probs /= np.sum(probs, axis=1, keepdims=True)
-    N = x.shape[0]
-    loss = -np.sum(np.log(probs[np.arange(N), y])) / N
-    dx = probs.copy()
-    dx[np.arange(N), y] -= 1
-    dx /= N
-    return loss, dx
-
+OLD_SOFTMAX_AND_KEEPDIMS_DB = (
+    (COURSES / "cs231n_old_starter.py").read_text(encoding="utf-8")
+    + """
 
 def affine_backward(dout, cache):
     x, w, b = cache
     return dout.dot(w.T).reshape(x.shape), x.reshape(len(x), -1).T.dot(dout), dout.sum(axis=0)[:, None]
 """
+)
 
 
 @pytest.fixture(scope="module")
