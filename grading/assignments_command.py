@@ -23,6 +23,8 @@ def describe(assignment) -> list[str]:
     lines = [title, f"  {assignment.description}" if assignment.description else "", f"  advisory: {advisory}"]
     if assignment.style == "deep":
         lines.append(f"  grads keys: {assignment.grads_keys}")
+    if assignment.load:
+        lines.append(f"  load: {assignment.load}")
     if assignment.support:
         lines.append("  support: " + ", ".join(p.name for p in assignment.support))
     for graded in assignment.functions:
