@@ -182,14 +182,19 @@ def submissions_in(folder: Path, assignment: str | Assignment | None = None) -> 
     """The submissions of ``folder``: each ``.py``/``.ipynb`` directly in it, and each student's subfolder.
 
     A subfolder (Gradescope-style, one per student) counts as one submission named after
-    it: its file that defines the most graded functions (:func:`pick_submission`).
+    it: its file that defines the most graded functions (:func:`pick_submission`). Names that
+    would clash (``hw.py`` beside ``hw.ipynb``, a file beside a folder of its name) are kept apart.
     """
     spec = _assignment(assignment or "layers")
-    found = [Submission(p, p.stem) for p in sorted(folder.iterdir()) if p.is_file() and p.suffix in SUFFIXES]
+    files = [p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix in SUFFIXES]
+    stems = [p.stem for p in files]
+    # hw.py beside hw.ipynb: each keeps its suffix in its name, so that their outputs stay apart
+    found = [Submission(p, p.stem if stems.count(p.stem) == 1 else p.name.replace(".", "_")) for p in files]
+    taken = {s.label for s in found}
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))):
         chosen = pick_submission(sub, spec, [p.name for p in spec.support])
         if chosen is not None:
-            found.append(Submission(chosen, sub.name))
+            found.append(Submission(chosen, sub.name if sub.name not in taken else f"{sub.name}_folder"))
     return found
 
 

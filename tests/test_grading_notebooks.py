@@ -180,3 +180,28 @@ def test_a_strict_convention_names_what_it_expected(convention, tmp_path):
     wrong = grade_submission(old, load(path), 0, LIMITS, support=[HELPERS], load="defs")
     assert not wrong.passed
     assert any(f"this assignment expects grads['{convention}']" in note for note in wrong.notes)
+
+
+def test_a_support_folder_and_clashing_names_in_a_folder(tmp_path, capsys):
+    helpers = tmp_path / "course"
+    helpers.mkdir()
+    shutil.copy(HELPERS, helpers / "dnn_utils_v2.py")
+    assert main(["check", str(NOTEBOOK), "--assignment", "dlai-c1w4", "--support", str(helpers)]) == 0
+    assert "PASS: " in capsys.readouterr().out
+    folder = tmp_path / "submissions"
+    (folder / "hw").mkdir(parents=True)
+    shutil.copy(NOTEBOOK, folder / "hw.ipynb")
+    shutil.copy(OLD_PY, folder / "hw.py")
+    shutil.copy(OLD_PY, folder / "hw" / "dnn.py")
+    labels = [s.label for s in submissions_in(folder, "dlai-c1w4")]
+    assert labels == ["hw_ipynb", "hw_py", "hw"]
+
+
+def test_a_missing_support_path_is_refused_before_grading(tmp_path, capsys):
+    missing = tmp_path / "nowhere.py"
+    assert main(["check", str(NOTEBOOK), "--assignment", "dlai-c1w4", "--support", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.strip()
+        == f"refbp: error: command line: --support: expected an existing file or folder, got {str(missing)!r}"
+    )
