@@ -216,3 +216,17 @@ def test_refbp_assignments_lists_every_built_in_with_its_functions(capsys):
     assert "  - svm_loss: 3 points" in out and "  - L_model_backward: 3 points" in out
     assert main(["assignments", str(NNLAB / "nnlab-hw2.toml")]) == 0
     assert "  - dense_backward (plays affine_backward): 6 points, 2 scenarios" in capsys.readouterr().out
+
+
+def test_allowed_imports_lift_the_block_for_that_assignment_only(tmp_path):
+    source = CS231N.read_text(encoding="utf-8").replace(
+        "import numpy as np", "import numpy as np\nimport refbp.activations as reference", 1
+    )
+    path = tmp_path / "layers.py"
+    path.write_text(source, encoding="utf-8")
+    blocked = grade_submission(path, "cs231n-a1", 0, LIMITS)
+    assert blocked.score == 0 and "importing refbp.activations is not allowed" in blocked.rows[0].message
+    text = (Path(__file__).parents[1] / "grading" / "assignments" / "cs231n-a1.toml").read_text(encoding="utf-8")
+    allowing = tmp_path / "allowing.toml"
+    allowing.write_text(text.replace('style = "layers"', 'style = "layers"\nallow_imports = ["refbp"]'))
+    assert main(["check", str(path), "--assignment", str(allowing)]) == 0
