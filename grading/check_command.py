@@ -9,15 +9,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from grading.assignment import ALIASES
 from grading.interfaces import INTERFACES
 from refbp.cli import EXIT_FOUND, EXIT_OK, non_negative_int, positive_int
 from refbp.errors import InputError
 
 if TYPE_CHECKING:
+    from grading.assignment import Assignment
     from grading.grader import SubmissionResult
     from grading.sandbox import SandboxLimits
 
-HELP = "grade one homework submission (layers, deep or spec interface) in a sandbox against the oracle"
+HELP = "grade one homework submission (.py or .ipynb) against an assignment in a sandbox"
 
 
 def positive_seconds(text: str) -> float:
@@ -31,14 +33,41 @@ def positive_seconds(text: str) -> float:
     return value
 
 
-def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``check`` and ``grade``: interface, seed, limits."""
+def add_loading_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--support`` and ``--load``: what goes beside a submission and what of it runs (check, grade, autograder)."""
     parser.add_argument(
-        "--interface",
-        required=True,
-        choices=list(INTERFACES),
-        help="the functions to grade: " + "; ".join(f"{i.name}: {i.description}" for i in INTERFACES.values()),
+        "--support",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE|DIR",
+        help="a course helper file (or a folder of them) put beside the submission; repeatable",
     )
+    parser.add_argument(
+        "--load",
+        choices=["defs", "all"],
+        help="defs: run only top-level imports, definitions and literal constants; all: run everything "
+        "(default: the assignment's, else defs for notebooks and all for .py files)",
+    )
+
+
+def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``check`` and ``grade``: assignment, support files, loading, seed, limits."""
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--assignment",
+        metavar="NAME|FILE",
+        help="what to grade: a built-in assignment (see refbp assignments) or an assignment .toml file",
+    )
+    which.add_argument(
+        "--interface",
+        choices=list(INTERFACES),
+        help="every function of a style (alias of the built-in "
+        + ", ".join(ALIASES.values())
+        + "): "
+        + "; ".join(f"{i.name}: {i.description}" for i in INTERFACES.values()),
+    )
+    add_loading_arguments(parser)
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the test inputs (default 0)")
     parser.add_argument("--timeout", type=positive_seconds, default=10.0, help="seconds per check (default 10)")
     parser.add_argument(
@@ -54,20 +83,28 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def limits_from(args: argparse.Namespace) -> SandboxLimits:
-    """The :class:`~grading.sandbox.SandboxLimits` the options ask for."""
+def assignment_from(args: argparse.Namespace) -> Assignment:
+    """The assignment ``--assignment`` or ``--interface`` names (an :class:`InputError` if there is none such)."""
+    from grading.assignment import resolve, support_files
+
+    support_files(args.support)  # a bad --support path is refused before any grading
+    return resolve(args.assignment or args.interface)
+
+
+def limits_from(args: argparse.Namespace, allowed: tuple[str, ...] = ()) -> SandboxLimits:
+    """The :class:`~grading.sandbox.SandboxLimits` the options ask for (``allowed``: the assignment's imports)."""
     from grading.sandbox import BLOCKED_IMPORTS, SandboxLimits
 
     return SandboxLimits(
         function_seconds=args.timeout,
         submission_seconds=args.submission_timeout,
         memory_bytes=args.memory << 20,
-        blocked_imports=tuple(name for name in BLOCKED_IMPORTS if name not in args.allow_import),
+        blocked_imports=tuple(name for name in BLOCKED_IMPORTS if name not in (*args.allow_import, *allowed)),
     )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("submission", type=Path, help="the student's .py file")
+    parser.add_argument("submission", type=Path, help="the student's .py file or .ipynb notebook")
     add_sandbox_arguments(parser)
     parser.add_argument("--json", type=Path, help="write the JSON result here")
     parser.add_argument("--gradescope", type=Path, help="write Gradescope's results.json here")
@@ -78,7 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def existing_file(path: Path, what: str) -> Path:
     """``path`` if it is an existing file, else an :class:`InputError` naming ``what``."""
     if not path.is_file():
-        raise InputError(what, "an existing .py file", str(path), source="command line")
+        raise InputError(what, "an existing .py or .ipynb file", str(path), source="command line")
     return path
 
 
@@ -109,6 +146,7 @@ def written(write: Callable[[], None], what: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from grading.assignment import support_files
     from grading.grader import grade_submission
     from grading.outputs import FORMATS, write_outputs
 
@@ -119,28 +157,39 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(
             "outputs", "a different path for each format", " ".join(map(str, targets.values())), source="command line"
         )
-    result = grade_submission(path, args.interface, args.seed, limits_from(args))
+    assignment = assignment_from(args)
+    support = support_files(args.support)
+    limits = limits_from(args, assignment.allow_imports)
+    result = grade_submission(path, assignment, args.seed, limits, support=support, load=args.load)
     written(lambda: write_outputs(result, targets), "outputs")
     print(summary_text(result))
     return EXIT_OK if result.passed else EXIT_FOUND
 
 
 def summary_text(result: SubmissionResult) -> str:
-    """The terminal report: the verdict and score, then what fails, one line per check where all its rows agree."""
+    """The terminal report: verdict and score, the notes, then each distinct failure once (with its count), warnings.
+
+    Rows of one check that fail alike make one line; a line that recurs across checks (one
+    import error behind every check, say) is printed once with the number of checks.
+    """
     verdict = "PASS" if result.passed else "FAIL"
     lines = [
         f"{verdict}: {result.submission}: {result.score:g}/{result.max_score:g} "
-        f"({result.interface}, seed {result.seed})"
+        f"({result.assignment or result.interface}, seed {result.seed})"
     ]
+    lines += [f"  note: {note}" for note in result.notes]
+    seen: dict[tuple[str, str, str], list[str]] = {}
     for check, group in itertools.groupby(result.rows, key=lambda row: row.check):
-        failing = [row for row in group if not row.passed]
-        if len(failing) > 1 and len({(row.status, row.message, row.diagnosis) for row in failing}) == 1:
-            row = failing[0]
-            lines.append(f"  {check}: {row.status}" + (f" — {row.message}" if row.message else ""))
-            lines += [f"    hint: {row.diagnosis}"] if row.diagnosis else []
-            continue
-        for row in failing:
-            lines.append(f"  {check}: {row.quantity}: {row.status}" + (f" — {row.message}" if row.message else ""))
-            if row.diagnosis:
-                lines.append(f"    hint: {row.diagnosis}")
+        rows = [row for row in group if row.status != "ok"]
+        if len(rows) > 1 and len({(row.status, row.message, row.diagnosis) for row in rows}) == 1:
+            rows = rows[:1]
+            labels = [check]
+        else:
+            labels = [f"{check}: {row.quantity}" for row in rows]
+        for label, row in zip(labels, rows, strict=True):
+            seen.setdefault((row.status, row.message, row.diagnosis), []).append(label)
+    for (status, message, diagnosis), labels in sorted(seen.items(), key=lambda item: item[0][0] == "warn"):
+        count = f" (and {len(labels) - 1} more check{'s' if len(labels) > 2 else ''} alike)" if len(labels) > 1 else ""
+        lines.append(f"  {labels[0]}: {status}" + (f" — {message}" if message else "") + count)
+        lines += [f"    hint: {diagnosis}"] if diagnosis else []
     return "\n".join(lines)

@@ -7,13 +7,16 @@ check must leave unchanged. Statuses:
 ``mismatch``  some entry is not
 ``shape``     wrong shape (``(n,)`` where ``(n, 1)`` is expected, say)
 ``nan``       NaN or infinity where the oracle's value is finite
-``type``      not an array of numbers (``None``, a string, a tuple too short, a missing key)
+``type``      not an array of numbers (``None``, a string, a tuple too short)
+``key``       a key the returned dict should hold is missing
 ``mutated``   an input array was changed in place
 ``missing``   the function (or the forward function whose cache it needs) is not defined
 ``error``     the function raised (or the submission could not be imported)
 ``timeout``   the check did not finish within its time
 ``crashed``   the process died during the check (memory, a signal, ``os._exit``)
 ``not_run``   the submission ran out of time before this check
+``warn``      an advisory check (see :mod:`grading.assignment_plan`) that fails, at severity ``warn``:
+              shown, worth no points, not a failure; the message says what went wrong
 """
 
 from __future__ import annotations
@@ -30,7 +33,12 @@ from grading.sandbox import CheckOutcome, SandboxOutcome
 from grading.wire import Opaque
 from oracle.compare import compare_arrays
 
-STATUSES = ("ok", "mismatch", "shape", "nan", "type", "mutated", "missing", "error", "timeout", "crashed", "not_run")
+STATUSES = (
+    "ok", "mismatch", "shape", "nan", "type", "key", "mutated", "missing", "error", "timeout", "crashed", "not_run",
+    "warn",
+)  # fmt: skip
+#: Statuses that do not fail a submission.
+PASSING = ("ok", "warn")
 PAIR = "student~oracle"
 UNCHANGED = "inputs unchanged"
 
@@ -50,10 +58,11 @@ class CheckRow:
     score: float
     max_score: float
     pattern: str = ""
+    advisory: str = ""
 
     @property
     def passed(self) -> bool:
-        return self.status == "ok"
+        return self.status in PASSING
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,9 +106,27 @@ def evaluate(check: FunctionCheck, run: SandboxOutcome) -> list[CheckRow]:
         state = "not_run" if outcome is None else outcome.state
         return _all(check, state, outcome.message if outcome else "not run")
     rows = [_expect_row(check, expect, outcome) for expect in check.expects]
+    if check.severity == "warn":
+        rows = [_as_warning(row, check.advisory) for row in rows]
     if check.watch:
-        rows.append(_unchanged_row(check, outcome))
+        row = _unchanged_row(check, outcome)
+        if check.watch_severity != "warn":
+            rows.append(row)
+        elif row.status in ("ok", "mutated"):  # a check that did not complete says nothing about its inputs
+            rows.append(_as_warning(row, "inplace"))
     return rows
+
+
+def _as_warning(row: CheckRow, advisory: str) -> CheckRow:
+    """A failing row of an advisory check at severity ``warn``: status ``warn``, no points, what would fail it."""
+    row.advisory = advisory
+    if row.status == "ok":
+        return row
+    row.message = (
+        f'{row.message} — a warning only: advisory.{advisory} = "fail" in the assignment would make it a failure'
+    ).lstrip(" —")
+    row.status, row.score, row.max_score = "warn", 0.0, 0.0
+    return row
 
 
 def _expect_row(check: FunctionCheck, expect: Expect, outcome: CheckOutcome) -> CheckRow:
@@ -118,7 +145,8 @@ def _expect_row(check: FunctionCheck, expect: Expect, outcome: CheckOutcome) -> 
         )
     value, problem = _follow(outcome.results[expect.call], expect.path, check.calls[expect.call].function)
     if problem:
-        return _row(check, expect.quantity, expect.points, "type", problem)
+        status = "key" if problem.startswith("missing key") else "type"
+        return _row(check, expect.quantity, expect.points, status, problem)
     return compare_value(check, expect, value)
 
 
@@ -137,7 +165,7 @@ def _follow(value: Any, path: Sequence[PathStep], function: str) -> tuple[Any, s
                 return None, f"{function} returned {_kind(value)}, expected a dict with key {keys[0]!r}"
             found = next((k for k in keys if k in value), None)
             if found is None:
-                return None, f"key {keys[0]!r} is missing from what {function} returned"
+                return None, f"missing key: {function} returned a dict without {keys[0]!r}"
             value = value[found]
     return value, ""
 
@@ -179,6 +207,8 @@ def compare_value(check: FunctionCheck, expect: Expect, value: Any) -> CheckRow:
         scale_floor=scale,
     )
     status = compared.status if compared.status in STATUSES else "mismatch"
+    if status == "mismatch" and _within_override(check, value, expected, scale):
+        status = "ok"
     extra: dict[str, Any] = {}
     if np.isfinite(compared.max_abs_err):
         extra = {"max_abs_err": compared.max_abs_err, "max_rel_err": compared.max_rel_err}
@@ -188,10 +218,32 @@ def compare_value(check: FunctionCheck, expect: Expect, value: Any) -> CheckRow:
             f"worst entry {compared.worst_index}: got {compared.worst_left:.6g}, expected {compared.worst_right:.6g}"
         )
     elif status == "nan":
-        message = f"NaN or infinity at {compared.worst_index} (expected {compared.worst_right:.6g})"
+        at = "" if expected.ndim == 0 else f" at {compared.worst_index}"
+        message = f"got {compared.worst_left:g}{at}, expected {compared.worst_right:.6g} (NaN or infinity)"
     if status != "ok":
-        extra["pattern"], extra["diagnosis"] = diagnose(expected, value, expect.hints)
+        pattern, diagnosis = diagnose(expected, value, expect.hints)
+        extra["pattern"], extra["diagnosis"] = pattern, "" if _repeats(diagnosis, message) else diagnosis
     return _row(check, expect.quantity, expect.points, status, message, **extra)
+
+
+def _repeats(hint: str, message: str) -> bool:
+    """Whether ``hint`` says nothing the message does not (same words, ignoring case and punctuation)."""
+
+    def words(text: str) -> str:
+        return " ".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
+
+    return bool(hint) and words(hint) in words(message)
+
+
+def _within_override(check: FunctionCheck, value: np.ndarray, expected: np.ndarray, scale: float) -> bool:
+    """Whether every entry is within the assignment's tolerance (``atol·scale + rtol·|expected|``), if it sets one."""
+    if check.rtol is None and check.atol is None:
+        return False
+    rtol = 1e-8 if check.rtol is None else check.rtol
+    atol = 1e-10 if check.atol is None else check.atol
+    scale = max(scale, float(np.abs(expected).max(initial=0.0)), float(np.finfo(np.float64).tiny))
+    error = np.abs(value.astype(np.float64) - expected)
+    return bool(np.all(error <= atol * scale + rtol * np.abs(expected)))
 
 
 def _unchanged_row(check: FunctionCheck, outcome: CheckOutcome) -> CheckRow:

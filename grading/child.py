@@ -164,6 +164,7 @@ def main() -> None:
     sys.stdout = _CappedText(sys.stdout, cap)
     sys.stderr = _CappedText(sys.stderr, cap)
     sys.stdin = None
+    sys.path.insert(0, os.getcwd())  # support files (course helper modules) lie beside the submission
     try:
         # Compiled under its bare file name, so that tracebacks and warnings name no temporary folder.
         module = types.ModuleType("submission")

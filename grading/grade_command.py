@@ -1,12 +1,16 @@
-"""``refbp grade``: grade every ``*.py`` in a folder in parallel; per-submission outputs and a summary table.
+"""``refbp grade``: grade a folder of submissions in parallel; per-submission outputs and a summary table.
+
+A submission is a ``.py`` or ``.ipynb`` file directly in the folder, or a subfolder per
+student (Gradescope's layout), graded as the file in it that defines the most graded
+functions and named after the subfolder.
 
 Always written, into ``--out``: ``<name>/result.json``, ``<name>/results.json`` (Gradescope),
 ``<name>/junit.xml`` and ``<name>/feedback.md`` for each submission ``<name>.py``, and
 ``summary.md`` / ``summary.csv`` for the folder. ``--json``, ``--junit`` and ``--markdown``
 take a path like ``refbp check``'s: without ``{name}`` in it, one combined file for the
 whole folder (see :data:`grading.outputs.FOLDER_RENDERERS`); with ``{name}``, one file per
-submission, ``{name}`` replaced by the submission's file name without ``.py``. A Gradescope
-``results.json`` describes one submission, so ``--gradescope`` needs ``{name}``.
+submission, ``{name}`` replaced by the submission's name (its file name without the suffix,
+or its folder's). A Gradescope ``results.json`` describes one submission, so ``--gradescope`` needs ``{name}``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from grading.check_command import add_sandbox_arguments, limits_from, summary_text, writable_file, written
+from grading.check_command import (
+    add_sandbox_arguments,
+    assignment_from,
+    limits_from,
+    summary_text,
+    writable_file,
+    written,
+)
 from refbp.cli import EXIT_FOUND, EXIT_OK, positive_int
 from refbp.errors import InputError
 
@@ -29,7 +40,9 @@ NAME = "{name}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("folder", type=Path, help="folder holding one .py file per submission")
+    parser.add_argument(
+        "folder", type=Path, help="folder holding one .py or .ipynb file, or one subfolder, per submission"
+    )
     add_sandbox_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("grades"), help="output folder (default grades/)")
     parser.add_argument("--jobs", type=positive_int, default=2, help="submissions graded at once (default 2)")
@@ -77,19 +90,24 @@ def output_templates(args: argparse.Namespace, stems: list[str]) -> tuple[dict[s
 
 
 def run(args: argparse.Namespace) -> int:
+    from grading.assignment import support_files
     from grading.grader import grade_folder, submissions_in
     from grading.outputs import FOLDER_FILES, write_folder_outputs, write_outputs, write_summary
 
     if not args.folder.is_dir():
-        raise InputError("folder", "an existing folder of .py submissions", str(args.folder), source="command line")
-    paths = submissions_in(args.folder)
+        raise InputError("folder", "an existing folder of submissions", str(args.folder), source="command line")
+    assignment = assignment_from(args)
+    support = support_files(args.support)
+    paths = submissions_in(args.folder, assignment)
     if not paths:
-        raise InputError("folder", "at least one .py submission", "none", source="command line")
+        raise InputError(
+            "folder", "at least one .py or .ipynb submission, or a subfolder with one", "none", source="command line"
+        )
     writable_file(args.out / "summary.md", "--out")
-    templates, combined = output_templates(args, [p.stem for p in paths])
+    templates, combined = output_templates(args, [p.label for p in paths])
 
     def report(result: SubmissionResult) -> None:
-        stem = Path(result.submission).stem
+        stem = result.stem
         targets = {kind: args.out / stem / name for kind, name in FOLDER_FILES.items()}
         extra = {kind: per_submission(template, stem) for kind, template in templates.items()}
         written(lambda: write_outputs(result, targets), "outputs")
@@ -98,7 +116,10 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(summary_text(result).splitlines()[0] + "\n")
             sys.stdout.flush()
 
-    results = grade_folder(paths, args.interface, args.seed, limits_from(args), jobs=args.jobs, on_result=report)
+    limits = limits_from(args, assignment.allow_imports)
+    results = grade_folder(
+        paths, assignment, args.seed, limits, jobs=args.jobs, on_result=report, support=support, load=args.load
+    )
     summary: dict[str, Path] = {}
     written(lambda: summary.update(write_summary(results, args.out)), "outputs")
     written(lambda: write_folder_outputs(results, combined), "outputs")

@@ -8,7 +8,10 @@ Conventions (examples in rows, ``N`` of them):
   ``dw = xᵀ @ dout``, ``db = Σ_n dout`` (a sum: no ``1/N`` anywhere but in the loss);
 * ``relu_/sigmoid_/tanh_forward(x) -> (out, cache)`` and ``*_backward(dout, cache) -> dx``;
 * ``softmax_loss(x, y) -> (loss, dx)``: ``y (N,)`` integer labels, ``loss`` the mean over
-  ``N`` of ``−log softmax(x)[y]``, ``dx = (softmax(x) − onehot(y)) / N``.
+  ``N`` of ``−log softmax(x)[y]``, ``dx = (softmax(x) − onehot(y)) / N``;
+* ``svm_loss(x, y) -> (loss, dx)``: the multiclass hinge loss with margin 1,
+  ``loss = (1/N) Σ_n Σ_{j≠y_n} max(0, x_nj − x_ny_n + 1)``; ``dx`` is ``1/N`` where a margin
+  is positive, ``−(count of positive margins)/N`` at the label, 0 elsewhere.
 
 The reference values are written out here with NumPy; :mod:`grading.torch_confirm`
 recomputes every gradient with torch autograd.
@@ -31,6 +34,7 @@ FUNCTIONS = (
     "tanh_forward",
     "tanh_backward",
     "softmax_loss",
+    "svm_loss",
 )
 
 
@@ -60,6 +64,16 @@ def softmax_loss(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
     dx = np.exp(log_p)
     dx[np.arange(n), y] -= 1.0
     return {"loss": np.asarray(-log_p[np.arange(n), y].mean()), "dx": dx / n}
+
+
+def svm_loss(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """Mean multiclass hinge loss (margin 1) and its gradient (see the module docstring)."""
+    n = x.shape[0]
+    margins = np.maximum(0.0, x - x[np.arange(n), y][:, None] + 1.0)
+    margins[np.arange(n), y] = 0.0
+    dx = (margins > 0).astype(float)
+    dx[np.arange(n), y] = -dx.sum(axis=1)
+    return {"loss": np.asarray(margins.sum() / n), "dx": dx / n}
 
 
 def _rng(seed: int, index: int) -> np.random.Generator:
@@ -154,7 +168,11 @@ def _elementwise_checks(seed: int) -> list[FunctionCheck]:
                     f"{name}_forward",
                     (call,),
                     {"x": big},
-                    (Expect("out", 0, (0,), forward(big), Hints(batch=n, batch_axis=0, large_inputs=True)),),
+                    (
+                        Expect(
+                            "out", 0, (0,), forward(big), Hints(batch=n, batch_axis=0, large_inputs=True, formula=name)
+                        ),
+                    ),
                     ("x",),
                 )
             )
@@ -195,13 +213,21 @@ def _softmax_checks(seed: int) -> list[FunctionCheck]:
                 (Call("softmax_loss", (arg("x"), arg("y"))),),
                 {"x": logits, "y": y},
                 (
-                    Expect("loss", 0, (0,), ref["loss"], Hints(batch=n, large_inputs=large), scalar=True),
+                    Expect(
+                        "loss", 0, (0,), ref["loss"], Hints(batch=n, large_inputs=large, formula="softmax"), scalar=True
+                    ),
                     Expect(
                         "dx",
                         0,
                         (1,),
                         ref["dx"],
-                        Hints(batch=n, batch_axis=0, alternatives={"wrong_axis": (wrong_axis,)}, large_inputs=large),
+                        Hints(
+                            batch=n,
+                            batch_axis=0,
+                            alternatives={"wrong_axis": (wrong_axis,)},
+                            large_inputs=large,
+                            formula="softmax",
+                        ),
                     ),
                 ),
                 ("x", "y"),
@@ -211,6 +237,36 @@ def _softmax_checks(seed: int) -> list[FunctionCheck]:
     return checks
 
 
+def _svm_checks(seed: int) -> list[FunctionCheck]:
+    """Scores drawn so that no margin ``x_j − x_y + 1`` lies within 0.1 of 0 (the hinge's kink)."""
+    rng = _rng(seed, 10)
+    n, c = int(rng.integers(3, 7)), int(rng.integers(3, 6))
+    y = rng.integers(0, c, size=n)
+    x = rng.standard_normal((n, c))
+    for _ in range(1000):
+        margins = x - x[np.arange(n), y][:, None] + 1.0
+        near = np.abs(margins) < 0.1
+        near[np.arange(n), y] = False
+        if not near.any():
+            break
+        x[near] += 0.3
+    ref = svm_loss(x, y)
+    return [
+        FunctionCheck(
+            "svm_loss",
+            "svm_loss",
+            (Call("svm_loss", (arg("x"), arg("y"))),),
+            {"x": x, "y": y},
+            (
+                Expect("loss", 0, (0,), ref["loss"], Hints(batch=n), scalar=True),
+                Expect("dx", 0, (1,), ref["dx"], Hints(batch=n, batch_axis=0)),
+            ),
+            ("x", "y"),
+            twin="svm_loss",
+        )
+    ]
+
+
 def build(seed: int) -> list[FunctionCheck]:
     """Every check of the ``layers`` interface for ``seed`` (shapes and values depend on it)."""
-    return [*_affine_checks(seed), *_elementwise_checks(seed), *_softmax_checks(seed)]
+    return [*_affine_checks(seed), *_elementwise_checks(seed), *_softmax_checks(seed), *_svm_checks(seed)]

@@ -40,12 +40,14 @@ STATUS_WORDS = {
     "shape": "wrong shape",
     "nan": "NaN or infinity",
     "type": "not an array of numbers",
+    "key": "missing key",
     "mutated": "changed an input in place",
     "missing": "not defined",
     "error": "raised an exception",
     "timeout": "took too long",
     "crashed": "crashed the process",
     "not_run": "not run (out of time)",
+    "warn": "warning",
 }
 
 
@@ -108,10 +110,11 @@ def render_gradescope(result: SubmissionResult) -> str:
             }
         )
     verdict = "All checks pass." if result.passed else "Some checks fail: see each test for a hint."
+    notes = "".join(f"\nNote: {note}" for note in result.notes)
     return _json(
         {
             "score": result.score,
-            "output": f"{verdict} Interface {result.interface}, seed {result.seed}.",
+            "output": f"{verdict} Assignment {result.assignment or result.interface}, seed {result.seed}.{notes}",
             "visibility": "visible",
             "stdout_visibility": "hidden",
             "tests": tests,
@@ -233,21 +236,27 @@ def render_markdown(result: SubmissionResult, level: int = 1) -> str:
     h = "#" * level
     by_function = _groups(result, lambda r: r.target)
     failing = [name for name, rows in by_function.items() if not all(r.passed for r in rows)]
+    checks = _groups(result, lambda r: r.check)
+    failed_checks = sum(1 for rows in checks.values() if not all(r.passed for r in rows))
+    warned = [r for r in result.rows if r.status == "warn"]
     if not failing:
-        verdict = "every check passes"
+        verdict = f"all {len(checks)} checks pass" if len(checks) != 1 else "the check passes"
     else:
-        count = sum(1 for r in result.rows if not r.passed)
-        verdict = f"{count} check{'s' if count != 1 else ''} fail{'s' if count == 1 else ''}, in " + ", ".join(
-            f"`{name}`" for name in failing
-        )
+        fails = "fails" if failed_checks == 1 else "fail"
+        names = ", ".join(f"`{name}`" for name in failing)
+        verdict = f"{failed_checks} of {len(checks)} checks {fails}, in {names}"
+    if warned:
+        verdict += f" ({len(warned)} warning{'s' if len(warned) != 1 else ''}, costing no points)"
     lines = [
         f"{h} Feedback for {result.submission}",
         "",
         f"Score: **{result.score:g} / {result.max_score:g}** — {verdict}.",
         "",
-        f"Each function was called on random inputs (interface `{result.interface}`, seed {result.seed}) "
-        "and what it returned was compared with a reference solution.",
+        f"Each function was called on random inputs (assignment `{result.assignment or result.interface}`, "
+        f"seed {result.seed}) and what it returned was compared with a reference solution.",
     ]
+    if result.notes:
+        lines += ["", f"{h}# How your file was read", "", *(f"- {_sentence(note)}" for note in result.notes)]
     if failing and len({(r.status, r.message) for r in result.rows}) == 1:  # one cause for all: say it once
         cause = _sentence(result.rows[0].message)
         lines += ["", f"{h}# What to fix", "", f"- {cause[:1].upper()}{cause[1:]}"]
@@ -255,6 +264,14 @@ def render_markdown(result: SubmissionResult, level: int = 1) -> str:
         lines += ["", f"{h}# What to fix"]
         for name in failing:
             lines += ["", f"{h}## {name}", "", *_what_to_fix(by_function[name])]
+    if warned:
+        lines += ["", f"{h}# Warnings (no points lost)", ""]
+        for line in dict.fromkeys(
+            f"- *{r.check}*, {r.quantity}: {_sentence(r.message)}"
+            + (f"\n  - Hint: {_sentence(r.diagnosis)}" if r.diagnosis else "")
+            for r in warned
+        ):
+            lines.append(line)
     lines += ["", f"{h}# Points by function", "", "| function | points | result |", "|---|---:|---|"]
     for name, rows in by_function.items():
         points = f"{sum(r.score for r in rows):g}/{sum(r.max_score for r in rows):g}"
@@ -287,19 +304,25 @@ def write_outputs(result: SubmissionResult, paths: Mapping[str, Path]) -> None:
 
 
 def summary_rows(results: Sequence[SubmissionResult]) -> list[dict[str, Any]]:
-    """One row per submission: name, score, max score, verdict, failing checks, first hint."""
+    """One row per submission: name, score, max score, verdict, failing checks, warnings, first failure, its hint."""
     rows = []
     for result in results:
         failing = [r for r in result.rows if not r.passed]
         first = failing[0] if failing else None
+        first_text = ""
+        if first is not None:
+            first_text = f"{first.check}: {first.quantity} ({first.status})" + (
+                f": {first.message}" if first.message else ""
+            )
         rows.append(
             {
                 "submission": result.submission,
                 "score": result.score,
                 "max_score": result.max_score,
                 "passed": result.passed,
-                "failing": len(failing),
-                "first_failure": f"{first.check}: {first.quantity} ({first.status})" if first else "",
+                "failing": len({r.check for r in failing}),
+                "warnings": sum(1 for r in result.rows if r.status == "warn"),
+                "first_failure": first_text,
                 "hint": first.diagnosis if first else "",
             }
         )
@@ -310,15 +333,15 @@ def render_summary(results: Sequence[SubmissionResult]) -> str:
     """The summary table in Markdown: a count line, then one row per submission."""
     rows = summary_rows(results)
     passed = sum(1 for r in rows if r["passed"])
-    interface = results[0].interface if results else ""
+    assignment = (results[0].assignment or results[0].interface) if results else ""
     seed = results[0].seed if results else 0
     lines = [
         "# Grading summary",
         "",
-        f"{len(rows)} submissions, {passed} pass every check (interface `{interface}`, seed {seed}).",
+        f"{len(rows)} submissions, {passed} pass every check (assignment `{assignment}`, seed {seed}).",
         "",
-        "| submission | score | passed | failing | first failure | hint |",
-        "|---|---:|---|---:|---|---|",
+        "| submission | score | passed | failing checks | warnings | first failure | hint |",
+        "|---|---:|---|---:|---:|---|---|",
     ]
     for row in rows:
         cells = [
@@ -326,6 +349,7 @@ def render_summary(results: Sequence[SubmissionResult]) -> str:
             f"{row['score']:g}/{row['max_score']:g}",
             "yes" if row["passed"] else "no",
             str(row["failing"]),
+            str(row["warnings"]),
             row["first_failure"],
             row["hint"],
         ]
@@ -347,6 +371,7 @@ def render_folder_json(results: Sequence[SubmissionResult]) -> str:
     """Every result of a folder in one JSON: counts, then each submission's result as :func:`render_json` has it."""
     return _json(
         {
+            "assignment": (results[0].assignment or results[0].interface) if results else "",
             "interface": results[0].interface if results else "",
             "seed": results[0].seed if results else 0,
             "submissions": len(results),

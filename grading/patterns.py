@@ -34,7 +34,7 @@ class Pattern:
 
     name: str
     test: PatternTest
-    hint: str
+    hint: str | Callable[[np.ndarray, np.ndarray, Hints], str]
 
 
 def close(a: np.ndarray, b: np.ndarray, rtol: float = MATCH_RTOL) -> bool:
@@ -152,12 +152,7 @@ CATALOGUE: tuple[Pattern, ...] = (
         _scaled(lambda n: 1.0 / n),
         "{batch} times too small: divided by {m} = {batch} once too often",
     ),
-    Pattern(
-        "unstable",
-        lambda expected, got, hints: hints.large_inputs,
-        "wrong only for inputs of magnitude ~1000: exp overflows — subtract the maximum before exp "
-        "(log-sum-exp), or evaluate the sigmoid with exp(−|x|)",
-    ),
+    Pattern("unstable", lambda expected, got, hints: hints.large_inputs, lambda e, g, h: unstable_hint(g, h)),
     Pattern(
         "partial_batch",
         _partial_batch,
@@ -167,6 +162,30 @@ CATALOGUE: tuple[Pattern, ...] = (
 )
 
 
+def unstable_hint(got: np.ndarray, hints: Hints) -> str:
+    """What goes wrong at inputs of magnitude ~1000, for the formula of the check: overflow or underflow."""
+    values = np.asarray(got, dtype=np.float64) if got.dtype.kind in "biuf" else np.zeros(0)
+    if hints.formula == "softmax":
+        if np.isnan(values).any():
+            return (
+                "wrong only for logits of magnitude ~1000: exp of a large logit overflows to inf (and inf/inf is "
+                "NaN) — subtract each row's maximum before exp (log-sum-exp)"
+            )
+        if np.isinf(values).any():
+            return (
+                "wrong only for logits of magnitude ~1000: after subtracting the maximum, exp of a very negative "
+                "logit underflows to 0 and log(0) = −inf — compute log-probabilities as shifted − log Σ exp(shifted) "
+                "(log-sum-exp) instead of taking the log of the probabilities"
+            )
+        return "wrong only for logits of magnitude ~1000: compute the loss from log-sum-exp of the shifted logits"
+    if hints.formula in ("sigmoid", "tanh"):
+        return (
+            f"wrong only for inputs of magnitude ~1000: exp overflows to inf (inf/inf is NaN) — evaluate the "
+            f"{hints.formula} with exp(−|x|), which never overflows"
+        )
+    return "wrong only for inputs of magnitude ~1000: an exp overflows or underflows"
+
+
 def diagnose(expected: np.ndarray, got: np.ndarray, hints: Hints) -> tuple[str, str]:
     """``(pattern name, hint)`` of the first catalogue pattern that matches, else ``("", generic hint or "")``."""
     expected = np.asarray(expected)
@@ -174,7 +193,8 @@ def diagnose(expected: np.ndarray, got: np.ndarray, hints: Hints) -> tuple[str, 
     fields = {"m": hints.batch_name, "batch": hints.batch, "got_shape": got.shape, "expected_shape": expected.shape}
     for pattern in CATALOGUE:
         if pattern.test(expected, got, hints):
-            return pattern.name, pattern.hint.format(**fields)
+            hint = pattern.hint if isinstance(pattern.hint, str) else pattern.hint(expected, got, hints)
+            return pattern.name, hint.format(**fields)
     if got.dtype.kind not in "biuf" or got.size == 0 or expected.size == 0:
         return "", ""
     generic = array_pattern(got, expected, batch=hints.batch, outputs=1, batch_axis=hints.batch_axis, rtol=MATCH_RTOL)

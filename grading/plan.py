@@ -31,7 +31,9 @@ class Hints:
     ``alternatives`` maps a pattern name to values that a specific bug produces (computed by
     the oracle with that bug), ``per_example`` holds each example's contribution to a
     parameter gradient, shape ``(batch, *expected.shape)``. ``large_inputs`` marks a
-    stability check (inputs of magnitude ~1000), where any failure means an overflow.
+    stability check (inputs of magnitude ~1000), where any failure means an overflow or an
+    underflow; ``formula`` names what is computed there (``softmax``, ``sigmoid``, ``tanh``)
+    so that the hint speaks of it.
     """
 
     batch: int = 1
@@ -41,6 +43,7 @@ class Hints:
     alternatives: Mapping[str, tuple[np.ndarray, ...]] = field(default_factory=dict)
     per_example: np.ndarray | None = None
     large_inputs: bool = False
+    formula: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,11 @@ class FunctionCheck:
 
     ``watch`` names the inputs that must be unchanged afterwards (one extra check row);
     ``twin`` names the torch-autograd twin in :mod:`grading.torch_confirm` that confirms
-    the expected gradients, if any.
+    the expected gradients, if any. An assignment (:mod:`grading.assignment_plan`) sets the
+    rest: ``advisory`` names the advisory check the whole check is (``large_inputs``) and
+    ``severity`` how it counts (``fail`` or ``warn``), ``watch_severity`` the same for the
+    inputs row (the ``inplace`` advisory); ``rtol``/``atol`` override the tolerance;
+    ``grads_keys`` is the accepted grads-key convention of a deep-style ``L_model_backward``.
     """
 
     name: str
@@ -77,6 +84,12 @@ class FunctionCheck:
     watch: tuple[str, ...] = ()
     twin: str | None = None
     watch_points: float = 1.0
+    advisory: str = ""
+    severity: str = "fail"
+    watch_severity: str = "fail"
+    rtol: float | None = None
+    atol: float | None = None
+    grads_keys: str = ""
 
     @property
     def needs(self) -> tuple[str, ...]:

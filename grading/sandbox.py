@@ -133,15 +133,28 @@ class _Reader:
 
 
 def run_submission(
-    path: Path, functions: Sequence[str], checks: Sequence[ChildCheck], limits: SandboxLimits | None = None
+    path: Path,
+    functions: Sequence[str],
+    checks: Sequence[ChildCheck],
+    limits: SandboxLimits | None = None,
+    *,
+    support: Sequence[Path] = (),
 ) -> SandboxOutcome:
-    """Run ``checks`` against the submission at ``path`` in sandboxed children (see the module docstring)."""
+    """Run ``checks`` against the submission at ``path`` in sandboxed children (see the module docstring).
+
+    ``support`` files (course helper modules) are copied read-only beside the submission, in
+    the child's working folder, which is on the child's ``sys.path``.
+    """
     limits = limits or SandboxLimits()
     root = Path(tempfile.mkdtemp(prefix="refbp-grade-"))
     try:
         work, private = root / "work", root / "private"
         work.mkdir()
         private.mkdir()
+        for helper in support:
+            if helper.name != path.name:
+                shutil.copyfile(helper, work / helper.name)
+                (work / helper.name).chmod(0o444)
         shutil.copyfile(path, work / path.name)
         outcome = SandboxOutcome(imported=False, import_error=None, defined=frozenset(), checks={})
         pending = list(checks)

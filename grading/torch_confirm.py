@@ -63,6 +63,17 @@ def _softmax_loss(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {"loss": loss.detach().numpy(), "dx": dx}
 
 
+def _svm_loss(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    torch = _torch()
+    x = _leaf(inputs["x"])
+    y = torch.tensor(inputs["y"], dtype=torch.long)
+    correct = x.gather(1, y[:, None])
+    others = torch.ones_like(x).scatter(1, y[:, None], 0.0)
+    loss = (torch.clamp(x - correct + 1.0, min=0.0) * others).sum() / x.shape[0]
+    (dx,) = _grads(loss, None, x)
+    return {"loss": loss.detach().numpy(), "dx": dx}
+
+
 def _linear_backward(inputs: Mapping[str, np.ndarray], activation: str | None = None, upstream: str = "dZ"):
     """Deep style: ``dW``, ``db`` carry ``1/m``, ``dA_prev`` does not (autograd of ``Σ out·upstream / m``, times m)."""
     torch = _torch()
@@ -132,6 +143,7 @@ TWINS: dict[str, Twin] = {
     "sigmoid_backward": _elementwise("sigmoid"),
     "tanh_backward": _elementwise("tanh"),
     "softmax_loss": _softmax_loss,
+    "svm_loss": _svm_loss,
     "linear_backward": _linear_backward,
     "linear_activation_backward_relu": lambda inputs: _linear_backward(inputs, "relu", "dA"),
     "linear_activation_backward_sigmoid": lambda inputs: _linear_backward(inputs, "sigmoid", "dA"),

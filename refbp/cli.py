@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "bench": "oracle.commands.bench",
     "check": "grading.check_command",
     "grade": "grading.grade_command",
+    "assignments": "grading.assignments_command",
+    "autograder": "grading.autograder_command",
     "examples": "worked.command",
 }
 

@@ -49,3 +49,48 @@ def test_the_worked_example_file_checks_clean(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     # dE/db is printed -0.1184 for -0.118459, within the one unit of slack the file states: hand-rounded.
     assert re.search(r"1 worked example, (\d+) claims \((\d+) ok, 1 hand-rounded\)", out), out
+
+
+COURSES = Path(__file__).parent / "submissions" / "courses"
+
+
+def _block_with(language: str, text: str) -> str:
+    (body,) = [body for body in _blocks(language) if text in body]
+    return body
+
+
+def test_the_grading_examples_run_as_written(tmp_path: Path, monkeypatch, capsys) -> None:
+    import shlex
+    import shutil
+
+    assignment = _block_with("toml", 'name = "nnlab-hw2"')
+    (tmp_path / "nnlab-hw2.toml").write_text(assignment, encoding="utf-8")
+    shutil.copy(COURSES / "cs231n_layers.py", tmp_path / "layers.py")
+    shutil.copy(COURSES / "Building_your_Deep_Neural_Network_Step_by_Step.ipynb", tmp_path / "step_by_step.ipynb")
+    shutil.copy(COURSES / "dnn_utils_v2.py", tmp_path / "dnn_utils_v2.py")
+    (tmp_path / "submissions").mkdir()
+    shutil.copy(COURSES / "nnlab" / "student.py", tmp_path / "submissions" / "ada.py")
+    monkeypatch.chdir(tmp_path)
+    commands = [line for line in _block_with("bash", "--assignment cs231n-a1").splitlines() if line.strip()]
+    assert len(commands) == 5
+    for command in commands:
+        argv = shlex.split(command)
+        assert argv[0] == "refbp"
+        assert main(argv[1:]) == 0, command
+    out = capsys.readouterr().out
+    assert "PASS: layers.py: 14/14 (cs231n-a1, seed 0)" in out
+    assert "PASS: step_by_step.ipynb: 14/14 (dlai-c1w4, seed 0)" in out
+    assert "1/1 submissions pass every check" in out
+    assert (tmp_path / "grades" / "ada" / "feedback.md").is_file() and (tmp_path / "autograder.zip").is_file()
+
+
+def test_the_assignment_error_reads_as_the_readme_says(tmp_path: Path, monkeypatch) -> None:
+    from grading.assignment import load
+
+    assignment = _block_with("toml", 'name = "nnlab-hw2"')
+    (tmp_path / "nnlab-hw2.toml").write_text(assignment.replace('inplace = "fail"', 'inplace = "maybe"'))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as caught:
+        load(Path("nnlab-hw2.toml"))
+    quoted = re.search(r"one line naming the file and field,\s+for example `(.*?)`", README, flags=re.S)
+    assert str(caught.value) == " ".join(quoted.group(1).split())
