@@ -27,14 +27,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from oracle.compare import FAILING_STATUSES, Row, compare_arrays, error_row, first_divergence
+from oracle.compare import CALL, FAILING_STATUSES, Row, compare_arrays, error_row, first_divergence
 from oracle.diagnosis import array_pattern, entry_hint, structural_hint
 from oracle.finite_diff import fd_directional_many, fd_gradients, fd_targets, random_directions_many
+from oracle.raised import describe_exception
+from oracle.supports import Unsupported
 from oracle.torch_twin import torch_backprop
 from refbp.network import backprop as refbp_backprop
 from refbp.spec import NetworkSpec
@@ -97,13 +99,15 @@ def result_quantities(result: Any) -> tuple[dict[tuple[int, str], np.ndarray], f
 
 
 def _run_impl(impl: Implementation, spec, params, X, T):
-    """``(quantities, provided, error message)`` of one call of the implementation under test."""
+    """``(quantities, provided, error message, unsupported reason)`` of one call of the implementation under test."""
     try:
         result = impl(spec, {k: v.copy() for k, v in params.items()}, X.copy(), T.copy())
         mine, provided = result_quantities(result)
+    except Unsupported as err:
+        return {}, None, "", str(err) or "unsupported (no reason given)"
     except Exception as err:  # the implementation under test may fail in any way; that is a finding
-        return {}, None, f"{type(err).__name__}: {err}".splitlines()[0]
-    return mine, provided, ""
+        return {}, None, describe_exception(err, impl), ""
+    return mine, provided, "", ""
 
 
 def check_case(
@@ -128,7 +132,10 @@ def check_case(
     """
     if fd not in FD_MODES:
         raise ValueError(f"fd must be one of {FD_MODES}, got {fd!r}")
-    mine, provided, error = _run_impl(impl, spec, params, X, T)
+    mine, provided, error, unsupported = _run_impl(impl, spec, params, X, T)
+    if unsupported:
+        row = error_row(case_id, 0, f"{impl_name}~torch", spec.dtype, unsupported)
+        return CaseResult(case=case_id, depth=spec.depth, rows=[replace(row, quantity=CALL, status="unsupported")])
     declared = quantities if quantities is not None else getattr(impl, "provides", None)
     if declared is not None:
         provided = frozenset(declared)
@@ -158,7 +165,7 @@ def check_case(
         return row
 
     if error:
-        rows.append(error_row(case_id, spec.depth, f"{left}~{ref}", spec.dtype, error))
+        rows.append(replace(error_row(case_id, 0, f"{left}~{ref}", spec.dtype, error), quantity=CALL))
     else:
         for key in theirs:
             add(mine.get(key), theirs[key], key, f"{left}~{ref}")
