@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from oracle.compare import CALL, FAILING_STATUSES, Row, compare_arrays, error_row, first_divergence
-from oracle.diagnosis import array_pattern, entry_hint, structural_hint
+from oracle.diagnosis import array_pattern, entry_hint, l2_hint, structural_hint
 from oracle.finite_diff import fd_directional_many, fd_gradients, fd_targets, random_directions_many
 from oracle.raised import describe_exception
 from oracle.supports import Unsupported
@@ -193,7 +193,7 @@ def check_case(
                 add(mine.get(key), values.values[key], key, f"{left}~fd", kinks=kinks)
             add(theirs[key], values.values[key], key, f"{ref}~fd", kinks=kinks)
 
-    _diagnose(spec, rows, mine, theirs, batch=int(X.shape[spec.batch_axis]))
+    _diagnose(spec, rows, mine, theirs, batch=int(X.shape[spec.batch_axis]), params=params)
     first = first_divergence(rows, spec.depth)
     if first is not None and provided is not None and "delta" not in provided:
         _add_entry_hint(spec, rows, first)
@@ -216,7 +216,7 @@ def _directional_rows(key, directions, along, mine, theirs, add, left, ref, erro
     return [*rows, add(project(theirs[key]), fd_values, key, f"{ref}~fd", kinks=kinks, message=note)]
 
 
-def _diagnose(spec: NetworkSpec, rows: list[Row], mine: dict, theirs: dict, *, batch: int) -> None:
+def _diagnose(spec: NetworkSpec, rows: list[Row], mine: dict, theirs: dict, *, batch: int, params=None) -> None:
     """Fill ``row.diagnosis`` for failing rows of the implementation under test."""
     agrees: dict[tuple[int, str], bool] = {}
     for row in rows:
@@ -232,8 +232,11 @@ def _diagnose(spec: NetworkSpec, rows: list[Row], mine: dict, theirs: dict, *, b
         candidate, reference = mine.get(row_key), theirs.get(row_key)
         if candidate is not None and reference is not None:
             axis = spec.batch_axis if row.quantity in _BATCHED else None
+            param = (params or {}).get(f"{row.quantity[-1]}{row.layer}") if row.quantity in ("dL/dW", "dL/db") else None
+            penalty = "" if param is None else l2_hint(row.quantity, candidate, reference, param, spec)
             hints.append(
-                array_pattern(candidate, reference, batch=batch, outputs=spec.outputs, batch_axis=axis, rtol=rtol)
+                penalty
+                or array_pattern(candidate, reference, batch=batch, outputs=spec.outputs, batch_axis=axis, rtol=rtol)
             )
         hints.append(structural_hint(spec, row.layer, row.quantity, agrees))
         row.diagnosis = "; ".join(h for h in hints if h)

@@ -186,3 +186,26 @@ def test_labels_only_declaration_never_draws_dense_softmax_targets() -> None:
     losses = [LossSpec.from_dict(c["spec"]["loss"]) for c in record["cases_json"].values()]
     assert {(loss.kind, loss.targets) for loss in losses} == {("softmax_cross_entropy", "index")}
     assert all("targets" not in c for c in record["cases_json"].values())
+
+
+def two_ways_wrong(spec, params, X, T):
+    """Doubles the output layer's ``∂L/∂W`` in layout ``in_out``; raises in layout ``out_in``."""
+    if spec.layout == "out_in":
+        raise ValueError("columns are examples: not written yet")
+    trace, grads = backprop(spec, params, X, T)
+    grads.layers[-1].grad_W = 2 * grads.layers[-1].grad_W
+    return trace, grads
+
+
+def test_the_message_shows_each_way_of_failing_with_its_shrunk_case_and_replay() -> None:
+    """Only one shrunk case once reached the pytest message; the others were in the reports only."""
+    with pytest.raises(BackpropMismatch) as caught:
+        assert_backprop_matches(two_ways_wrong, cases=10, seed=0, fd="off", max_depth=2)
+    message = str(caught.value)
+    assert re.search(r"smallest failing case for call \(impl~torch\) \(shrunk-\d: 1 layer\(s\), batch 1\):", message)
+    assert re.search(r"smallest failing case for dL/dW \(impl~torch\) \(shrunk-\d: 1 layer\(s\), batch 1\):", message)
+    assert (
+        "  impl(spec, params, X, T) raised ValueError: columns are examples: not written yet — raised in the" in message
+    )
+    replays = [line for line in message.splitlines() if line.startswith("  replay: ")]
+    assert len(replays) == 2 and all(line.endswith("--impl test_gate_options:two_ways_wrong") for line in replays)
