@@ -115,3 +115,26 @@ def test_an_injected_bug_turns_the_random_gate_red(name, old, new, layer, quanti
     """On the random networks of the declaration (three layers, where every bug can show)."""
     with pytest.raises(BackpropMismatch):
         assert_backprop_matches(_buggy(name, old, new), cases=10, seed=0, min_depth=3, max_shrinks=0, fd="off")
+
+
+def test_the_readme_declarations_are_the_adapters() -> None:
+    """The README's gate section shows these two declarations: they must be the ones the tests run."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from oracle.supports import Supports
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    python = re.search(r"```python\nREFBP_SUPPORTS = (Supports\(.*?\n\))\n```", readme, re.S).group(1)
+    assert eval(python, {"Supports": Supports}) == textbook_adapter.REFBP_SUPPORTS
+    toml = re.search(r"```toml\n# supports.toml[^\n]*\n(.*?)```", readme, re.S).group(1)
+    declared = Supports.from_mapping(tomllib.loads(toml))
+    assert declared == Supports(
+        **{
+            **layer_library_adapter.REFBP_SUPPORTS.to_dict(),
+            "dtypes": declared.dtypes,
+            "max_depth": declared.max_depth,
+            "max_width": declared.max_width,
+        }
+    )
