@@ -10,55 +10,87 @@ and the smallest failing case with its ``refbp replay`` command::
     def test_my_backprop():
         assert_backprop_matches(my_backprop, cases=30, seed=0)
 
-Without a ``spec`` the cases are random networks (:func:`oracle.sweep.run_sweep`, bounds
-such as ``max_depth=3`` as keyword arguments); with a ``spec`` they are random parameters
-and batches of that network.
+Without a ``spec`` the cases are random networks (:func:`oracle.sweep.run_sweep`) inside
+the implementation's support declaration (:mod:`oracle.supports`: ``supports=`` or
+``REFBP_SUPPORTS`` beside the function), narrowed by bounds such as ``max_depth=3``; with a
+``spec`` they are random parameters and batches of that network. An implementation raises
+:class:`Unsupported` for a case it does not handle; the case is skipped and counted.
 
 An implementation is any callable ``(spec, params, X, T)`` returning one of the forms
 :func:`oracle.check.result_quantities` accepts; an :class:`Adapter` wraps a callable
 that provides only some quantities (say, parameter gradients from a grading interface).
 
-A gate run is kept as a *record*: a plain, JSON-able dict (see :func:`sweep_record`),
-so that pytest-xdist workers can ship their shards to the controller, where
-:func:`merge_records` puts them together into the record the serial run would have
-made — the same rows in the same order.
+A gate run is kept as a *record* (:mod:`oracle.gate_records`), and a failing one explains
+itself with :func:`oracle.gate_message.mismatch_message`.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
-import re
 import shlex
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from oracle.compare import CALL, FAILING_STATUSES
+from oracle.gate_message import (
+    MESSAGE_CASES,
+    MESSAGE_ROWS,
+    divergence_hint,
+    mismatch_message,
+    replay_command,
+    row_summary,
+)
+from oracle.gate_records import (
+    failing_rows,
+    merge_records,
+    record_markdown,
+    record_meta,
+    record_passed,
+    report_stem,
+    sweep_record,
+    unsupported_cases,
+    unsupported_verdict,
+    write_record_reports,
+)
 from oracle.supports import DEFAULT_MAX_UNSUPPORTED, Supports, Unsupported, as_supports, declared_supports, resolve
-from oracle.supports import unsupported_verdict as _unsupported_verdict
 from refbp.errors import InputError
 from refbp.spec import NetworkSpec
 from refbp.trace import QUANTITIES
 
-__all__ = [
+__all__ = [  # the gate's API, records and message helpers included (they live in gate_records, gate_message)
+    "MESSAGE_CASES",
+    "MESSAGE_ROWS",
     "Adapter",
     "BackpropMismatch",
     "Supports",
     "Unsupported",
     "assert_backprop_matches",
+    "divergence_hint",
+    "failing_rows",
+    "gate_strategy",
+    "implementation_ref",
+    "merge_records",
+    "mismatch_message",
+    "record_markdown",
+    "record_meta",
+    "record_passed",
+    "replay_command",
+    "replay_environment",
+    "report_stem",
+    "row_summary",
     "run_gate",
+    "sweep_record",
+    "unsupported_cases",
+    "unsupported_verdict",
+    "write_record_reports",
 ]
 
 DEFAULT_CASES = 30
-#: Failing cases listed in a :class:`BackpropMismatch` message, and rows of its table.
-MESSAGE_CASES = 5
-MESSAGE_ROWS = 8
-_SHRUNK_PREFIX = "shrunk-"
 
 
 @dataclass(frozen=True)
@@ -333,369 +365,3 @@ def replay_environment(impl: Callable[..., Any]) -> str:
     except ValueError:
         shown = str(root)
     return f"PYTHONPATH={shlex.quote(shown)}"
-
-
-# --------------------------------------------------------------------------- records
-
-
-def sweep_record(
-    result: Any,
-    *,
-    label: str,
-    seed: int,
-    cases: int,
-    dtype: str,
-    fd: str,
-    implementation: str,
-    shard: tuple[int, int] | None,
-    max_shrinks: int,
-    supports: str | None = None,
-    max_unsupported: float = DEFAULT_MAX_UNSUPPORTED,
-    replay_env: str = "",
-) -> dict[str, Any]:
-    """A :class:`oracle.sweep.SweepResult` as a plain dict that survives JSON and pytest-xdist.
-
-    Keys: ``label``, ``seed``, ``cases``, ``dtype``, ``fd``, ``implementation``,
-    ``max_shrinks``, ``shard`` (``[k, n]`` or ``None``), ``rows`` (every row as a dict, in
-    sweep order), ``signatures`` (failing generated case → how it fails, see
-    :func:`oracle.sweep.failure_signature`), ``shrunk`` (the sweep's shrunk failures),
-    ``depth_by_case``, ``cases_json`` (case id → case), ``wall_seconds``, ``interrupted``,
-    ``supports`` (the declaration in force, one line, or ``None``), ``max_unsupported``
-    and ``replay_env`` (what a replay command needs in front, e.g. ``PYTHONPATH=.``).
-    ``dtype`` is the dtype of the arrays the cases actually ran in.
-    Numbers are plain Python numbers; NaN (an error that was not measured) is ``None``.
-    """
-    from oracle.report import _jsonable
-    from oracle.sweep import failure_signature
-
-    record = {
-        "label": label,
-        "seed": seed,
-        "cases": cases,
-        "dtype": dtype,
-        "fd": fd,
-        "implementation": implementation,
-        "max_shrinks": max_shrinks,
-        "shard": None if shard is None else [int(shard[0]), int(shard[1])],
-        "rows": [row.as_dict() for r in result.results for row in r.rows],
-        "signatures": {
-            r.case: failure_signature(r)
-            for r in result.results
-            if not r.passed and not r.case.startswith(_SHRUNK_PREFIX)
-        },
-        "shrunk": [dict(item) for item in result.shrunk],
-        "depth_by_case": {r.case: r.depth for r in result.results},
-        "cases_json": {case_id: case.to_dict() for case_id, case in result.cases.items()},
-        "wall_seconds": result.wall_seconds,
-        "interrupted": result.interrupted,
-        "supports": supports,
-        "max_unsupported": max_unsupported,
-        "replay_env": replay_env,
-    }
-    return _jsonable(record)
-
-
-def failing_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The rows of ``record`` with a failing status, in order."""
-    return [row for row in record["rows"] if row["status"] in FAILING_STATUSES]
-
-
-def unsupported_cases(record: Mapping[str, Any]) -> dict[str, str]:
-    """Generated case id → why the implementation said it does not support it."""
-    return {
-        row["case"]: row["message"]
-        for row in record["rows"]
-        if row["status"] == "unsupported" and not row["case"].startswith(_SHRUNK_PREFIX)
-    }
-
-
-def generated_cases(record: Mapping[str, Any]) -> int:
-    return len([c for c in record["cases_json"] if not c.startswith(_SHRUNK_PREFIX)])
-
-
-def unsupported_verdict(record: Mapping[str, Any]) -> str:
-    """Why a gate fails for its unsupported cases, or ``""`` (see :func:`oracle.supports.unsupported_verdict`)."""
-    limit = record.get("max_unsupported", DEFAULT_MAX_UNSUPPORTED)
-    return _unsupported_verdict(len(unsupported_cases(record)), generated_cases(record), limit)
-
-
-def record_passed(record: Mapping[str, Any]) -> bool:
-    return not record["interrupted"] and not failing_rows(record) and not unsupported_verdict(record)
-
-
-def _case_number(case_id: str) -> int:
-    return int(case_id[1:])
-
-
-_SAME_RUN = (
-    "label",
-    "seed",
-    "cases",
-    "fd",
-    "implementation",
-    "max_shrinks",
-    "supports",
-    "max_unsupported",
-    "replay_env",
-)
-
-
-def merge_records(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Combine the shard records of one sharded gate into the record of the serial run.
-
-    Generated cases are put back in sweep order (``c0001``, ``c0002``, …). Shrunk
-    failures are chosen as the serial sweep chooses them: the first ``max_shrinks``
-    signatures in order of the case where each first appears. The shard that saw a
-    signature first has shrunk it (shrinking depends only on the seed and the signature),
-    and its shrunk case is renumbered ``shrunk-K``. ``wall_seconds`` is the longest shard's.
-    A single unsharded record is returned unchanged; anything else that is not one
-    complete set of shards ``0…n-1`` of one run raises ``ValueError``.
-    """
-    records = list(records)
-    if not records:
-        raise ValueError("no records to merge")
-    if len(records) == 1 and records[0]["shard"] is None:
-        return dict(records[0])
-    first = records[0]
-    for record in records:
-        different = [key for key in _SAME_RUN if record[key] != first[key]]
-        if different:
-            raise ValueError(f"records of different gate runs (they differ in {', '.join(different)})")
-    shards = sorted(tuple(r["shard"]) if r["shard"] is not None else (0, 1) for r in records)
-    n = shards[0][1]
-    if shards != [(k, n) for k in range(n)]:
-        raise ValueError(f"expected shards 0…{n - 1} of {n} once each, got {shards}")
-
-    generated: list[dict[str, Any]] = []
-    signatures: dict[str, str] = {}
-    depth_by_case: dict[str, int] = {}
-    cases_json: dict[str, Any] = {}
-    shrunk_by_signature: dict[str, tuple[Mapping[str, Any], Mapping[str, Any]]] = {}
-    for record in records:
-        generated += [row for row in record["rows"] if not row["case"].startswith(_SHRUNK_PREFIX)]
-        signatures.update(record["signatures"])
-        for case_id, depth in record["depth_by_case"].items():
-            if not case_id.startswith(_SHRUNK_PREFIX):
-                depth_by_case[case_id] = depth
-                cases_json[case_id] = record["cases_json"][case_id]
-        for item in record["shrunk"]:
-            shrunk_by_signature.setdefault(item["signature"], (item, record))
-    generated.sort(key=lambda row: _case_number(row["case"]))  # stable: a case's rows keep their order
-    depth_by_case = dict(sorted(depth_by_case.items(), key=lambda kv: _case_number(kv[0])))
-    cases_json = {case_id: cases_json[case_id] for case_id in depth_by_case}
-
-    ordered = list(dict.fromkeys(signatures[c] for c in sorted(signatures, key=_case_number)))
-    rows, shrunk = list(generated), []
-    for number, signature in enumerate(ordered[: first["max_shrinks"]], start=1):
-        if signature not in shrunk_by_signature:
-            continue  # hypothesis found no case to shrink for it, in the serial run too
-        item, source = shrunk_by_signature[signature]
-        old, new = item["case_id"], f"{_SHRUNK_PREFIX}{number}"
-        rows += [{**row, "case": new} for row in source["rows"] if row["case"] == old]
-        shrunk.append({**item, "case_id": new})
-        depth_by_case[new] = source["depth_by_case"][old]
-        cases_json[new] = source["cases_json"][old]
-    return {
-        **{key: first[key] for key in _SAME_RUN},
-        "dtype": ", ".join(sorted({d.strip() for r in records for d in r["dtype"].split(",")})),
-        "shard": None,
-        "rows": rows,
-        "signatures": dict(sorted(signatures.items(), key=lambda kv: _case_number(kv[0]))),
-        "shrunk": shrunk,
-        "depth_by_case": depth_by_case,
-        "cases_json": cases_json,
-        "wall_seconds": max(r["wall_seconds"] for r in records),
-        "interrupted": any(r["interrupted"] for r in records),
-    }
-
-
-def record_meta(record: Mapping[str, Any], *, command: str = "") -> dict[str, Any]:
-    """The ``meta`` of :func:`oracle.report.write_reports` for a gate record."""
-    meta = {
-        "title": f"refbp gate: {record['label']}" if record["label"] else "refbp gate",
-        "seed": record["seed"],
-        "cases": len([c for c in record["cases_json"] if not c.startswith(_SHRUNK_PREFIX)]),
-        "dtype": record["dtype"],
-        "fd_mode": record["fd"],
-        "implementation": record["implementation"],
-        "wall_seconds": round(record["wall_seconds"], 3),
-        "interrupted": record["interrupted"],
-        "supports": record.get("supports") or "not declared",
-        "unsupported cases": _unsupported_text(record),
-        "shrunk": record["shrunk"],
-        "depth_by_case": record["depth_by_case"],
-        "cases_json": record["cases_json"],
-    }
-    return {"command": command, **meta} if command else meta
-
-
-def write_record_reports(record: Mapping[str, Any], out_dir: Path | str, *, stem: str) -> dict[str, Path]:
-    """Write the csv/json/md/html reports of a gate record (see :func:`oracle.report.write_reports`)."""
-    from oracle.report import write_reports
-
-    return write_reports(out_dir, record["rows"], record_meta(record), stem=stem)
-
-
-def record_markdown(record: Mapping[str, Any]) -> str:
-    """The Markdown report of a gate record (what a CI step summary shows)."""
-    from oracle.report import render_markdown, summarise
-
-    return render_markdown(summarise(record["rows"], record_meta(record)))
-
-
-def report_stem(label: str) -> str:
-    """A file name stem for a gate's reports: ``tests/test_x.py::test_y[a]`` → ``test_x-test_y-a``."""
-    path, _, rest = label.partition("::")
-    text = f"{Path(path).stem}-{rest}" if rest else Path(path).stem
-    return re.sub(r"[^A-Za-z0-9_.]+", "-", text).strip("-.") or "gate"
-
-
-# --------------------------------------------------------------------------- the failure message
-
-
-def _unsupported_text(record: Mapping[str, Any]) -> str:
-    skipped = unsupported_cases(record)
-    if not skipped:
-        return "0"
-    reasons = list(dict.fromkeys(skipped.values()))
-    more = f"; … {len(reasons) - 3} more reasons" if len(reasons) > 3 else ""
-    return f"{len(skipped)} of {generated_cases(record)} skipped ({'; '.join(reasons[:3])}{more})"
-
-
-def _where(layer: int, quantity: str = "") -> str:
-    if quantity == CALL:
-        return "call"
-    return "input" if int(layer) == 0 else f"layer {int(layer)}"
-
-
-def _first_row(rows: list[Mapping[str, Any]], depth: int) -> Mapping[str, Any]:
-    from oracle.compare import divergence_rank
-
-    errors = [r for r in rows if r["status"] == "error"]
-    return errors[0] if errors else min(rows, key=lambda r: divergence_rank(r["layer"], r["quantity"], depth))
-
-
-def row_summary(row: Mapping[str, Any]) -> str:
-    """One line for a row: ``layer 2, dL/dW (impl~torch): mismatch, max rel err 5.0e-1 — diagnosis``;
-    for a call that raised: ``impl(spec, params, X, T) raised ValueError: … — raised in the library: …``."""
-    from oracle.report import _fmt_err
-
-    if row["status"] == "error":
-        return f"{row['pair'].split('~')[0]}(spec, params, X, T) raised {row['message']}"
-    text = f"{_where(row['layer'], row['quantity'])}, {row['quantity']} ({row['pair']}): {row['status']}, "
-    text += f"max rel err {_fmt_err(row['max_rel_err'], row['status'])}"
-    return text + (f" — {row['diagnosis']}" if row["diagnosis"] else "")
-
-
-def _case_table(record: Mapping[str, Any], case_id: str, rows: list[Mapping[str, Any]], title: str) -> list[str]:
-    """A failing case's rows as a table, its diagnosis and its replay command."""
-    from tabulate import tabulate
-
-    from oracle.report import _fmt_err, _fmt_tol
-
-    case = record["cases_json"][case_id]
-    lines = [f"{title} ({case_id}: {record['depth_by_case'][case_id]} layer(s), batch {case['batch']}):"]
-    errors = [row for row in rows if row["status"] == "error"]
-    if errors:
-        lines.append("  " + row_summary(errors[0]))
-    else:
-        shown_rows = rows[:MESSAGE_ROWS]
-        # One diagnosis shared by the rows it explains reads better once, under the table.
-        diagnoses = {row["diagnosis"] for row in shown_rows if row["diagnosis"]}
-        single = diagnoses.pop() if len(diagnoses) == 1 else ""
-        notes = [("" if single else row["diagnosis"]) or row["message"] for row in shown_rows]
-        table = [
-            [
-                _where(row["layer"], row["quantity"]),
-                row["quantity"],
-                row["pair"],
-                row["status"],
-                _fmt_err(row["max_rel_err"], row["status"]),
-                _fmt_tol(row["rtol"], row["atol"]),
-                note,
-            ]
-            for row, note in zip(shown_rows, notes, strict=True)
-        ]
-        headers = ["layer", "quantity", "pair", "status", "max rel err", "tolerance", "diagnosis"]
-        if not any(notes):  # no row has a diagnosis of its own: the column would be empty
-            table, headers = [line[:-1] for line in table], headers[:-1]
-        text = tabulate(table, headers, tablefmt="plain", disable_numparse=True)
-        lines += ["  " + line.rstrip() for line in text.splitlines()]
-        if len(rows) > MESSAGE_ROWS:
-            lines.append(f"  … and {len(rows) - MESSAGE_ROWS} more failing rows")
-        if single:
-            lines.append(f"  diagnosis: {single}")
-    lines.append(f"  replay: {replay_command(record, case_id)}")
-    return lines
-
-
-def mismatch_message(record: Mapping[str, Any]) -> str:
-    """What a failing gate says: the verdict, where each failing case first diverges (a few), then for each
-    distinct way of failing (up to :data:`MESSAGE_CASES`) its smallest failing case as a table (layer,
-    quantity, pair, max rel err, tolerance, diagnosis) with a ``refbp replay`` command; unsupported
-    cases are counted, and too many of them are the verdict."""
-    failing = failing_rows(record)
-    by_case: dict[str, list[Mapping[str, Any]]] = {}
-    for row in failing:
-        by_case.setdefault(row["case"], []).append(row)
-    generated = [c for c in by_case if not c.startswith(_SHRUNK_PREFIX)]
-    shard = record["shard"]
-    where = f"shard {shard[0] + 1} of {shard[1]}, " if shard else ""
-    skipped = unsupported_cases(record)
-    head = (
-        f"backprop gate: {len(generated)} of {generated_cases(record)} cases diverge "
-        f"({where}seed {record['seed']}, {record['dtype']}, fd {record['fd']}; impl {record['implementation']})"
-    )
-    if skipped:
-        head += f"; {len(skipped)} unsupported"
-    if record["interrupted"]:
-        head += " — interrupted"
-    lines = [head]
-    verdict = unsupported_verdict(record)
-    if verdict:
-        reasons = list(dict.fromkeys(skipped.values()))
-        lines.append(verdict)
-        lines += [f"  unsupported: {reason}" for reason in reasons[:MESSAGE_CASES]]
-        if record.get("supports"):
-            lines.append(f"  declared: {record['supports']}")
-    for case_id in generated[:MESSAGE_CASES]:
-        lines.append(f"  {case_id}: {row_summary(_first_row(by_case[case_id], record['depth_by_case'][case_id]))}")
-    if len(generated) > MESSAGE_CASES:
-        lines.append(f"  … and {len(generated) - MESSAGE_CASES} more failing cases")
-
-    shown = [item for item in record["shrunk"] if item["case_id"] in by_case]
-    if not shown and generated:  # nothing shrunk (max_shrinks=0): the first failing case of each signature
-        firsts: dict[str, str] = {}
-        for case_id in generated:
-            firsts.setdefault(record["signatures"].get(case_id, ""), case_id)
-        shown = [{"case_id": c, "signature": sig} for sig, c in firsts.items()]
-    for item in shown[:MESSAGE_CASES]:
-        title = "smallest failing case" if item["case_id"].startswith(_SHRUNK_PREFIX) else "first failing case"
-        if len(shown) > 1:
-            title += f" for {item['signature']}"
-        lines += _case_table(record, item["case_id"], by_case[item["case_id"]], title)
-    if shown and ":" not in record["implementation"]:
-        lines.append(
-            f"  ({record['implementation']} cannot be imported by name, so these replay refbp itself; "
-            "add --impl MODULE:FUNCTION to replay your implementation)"
-        )
-    return "\n".join(lines)
-
-
-def divergence_hint(record: Mapping[str, Any], case_id: str) -> str:
-    """:func:`oracle.diagnosis.entry_hint` for case ``case_id`` of a gate record."""
-    from oracle.diagnosis import entry_hint
-
-    spec = NetworkSpec.from_dict(record["cases_json"][case_id]["spec"])
-    rows = [r for r in record["rows"] if r["case"] == case_id]
-    return entry_hint(spec, [(r["layer"], r["quantity"], r["pair"], r["status"]) for r in rows])
-
-
-def replay_command(record: Mapping[str, Any], case_id: str) -> str:
-    """The ``refbp replay`` line that re-runs case ``case_id`` of a gate record, from the directory the gate ran in."""
-    from oracle.cases import Case
-
-    ref = record["implementation"] if ":" in record["implementation"] else None
-    command = Case.from_dict(record["cases_json"][case_id]).replay_command(impl=ref)
-    env = record.get("replay_env") or ""
-    return f"{env} {command}" if env and ref else command

@@ -253,12 +253,19 @@ class GateCollector:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.merged:
             return
-        from oracle.gate import failing_rows, record_passed
+        from oracle.gate import failing_rows, record_passed, unsupported_cases, unsupported_verdict
 
         terminalreporter.section("refbp gate")
         for record in self.merged:
-            verdict = "PASS" if record_passed(record) else f"FAIL ({len(failing_rows(record))} failing rows)"
+            if record_passed(record):
+                verdict = "PASS"
+            elif failing_rows(record):
+                verdict = f"FAIL ({len(failing_rows(record))} failing rows)"
+            else:
+                verdict = "FAIL (" + (unsupported_verdict(record) or "interrupted").split(":")[0] + ")"
             line = f"{record['label']}: {verdict}, {record['cases']} cases, seed {record['seed']}"
+            if unsupported_cases(record):
+                line += f", {len(unsupported_cases(record))} unsupported"
             if record["label"] in self.written:
                 line += f"; report {self.written[record['label']]['html']}"
             terminalreporter.write_line(line)
