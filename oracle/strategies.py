@@ -265,6 +265,8 @@ def batches(
     spec = _spec(where, spec)
     if targets is None:
         targets = ["one_hot", "soft"] if soft_targets else ["one_hot"]
+    elif not soft_targets:
+        raise InputError("soft_targets", "left out when targets is given", soft_targets, source=where)
     declared = resolve(None, {"min_batch": min_batch, "max_batch": max_batch, "targets": targets}, where=where)
     forms = [t for t in declared.targets if t in ("one_hot", "soft")]
     if spec.loss.kind in LOSS_TARGETS and spec.loss.targets == "dense" and not forms:

@@ -70,3 +70,49 @@ def test_a_bad_supports_file_is_one_line_naming_it(tmp_path: Path, capsys) -> No
     )
     assert main(["sweep", "--cases", "1", "--out", str(tmp_path), "--max-width", "100000"]) == 2
     assert "command line: max_width: expected an integer from 1 to 256, got 100000" in capsys.readouterr().err
+
+
+IMPL = """
+from oracle.gate import Unsupported
+from refbp.network import backprop as reference
+
+REFBP_SUPPORTS = {"losses": ["half_sse", "mse"], "max_depth": 2}
+
+
+def backprop(spec, params, X, T):
+    if spec.layout == "out_in" and spec.depth == 2:
+        raise Unsupported("two layers with columns as examples: not yet")
+    return reference(spec, params, X, T)
+"""
+
+
+def test_unsupported_cases_are_counted_and_too_many_fail_the_sweep(tmp_path: Path, capsys) -> None:
+    module = tmp_path / "adapter.py"
+    module.write_text(IMPL, encoding="utf-8")
+    out = tmp_path / "r"
+    code = main(["sweep", "--cases", "12", "--out", str(out), "--quiet", "--fd", "off", "--impl", f"{module}:backprop"])
+    printed = capsys.readouterr().out
+    meta, specs = _cases(out)
+    skipped = sum(s.layout == "out_in" and s.depth == 2 for s in specs)
+    assert skipped > 0 and meta["unsupported cases"] == f"{skipped} of 12"
+    assert f"{skipped} unsupported" in printed
+    if skipped / 12 > 0.2:
+        assert code == 1 and "the support declaration is wrong" in printed
+    else:
+        assert code == 0
+
+
+def test_a_case_keeps_its_target_form_through_json() -> None:
+    from oracle.cases import Case
+
+    spec = NetworkSpec.from_dict(
+        {"inputs": 2, "layers": [{"units": 3, "activation": "softmax"}], "loss": {"kind": "softmax_cross_entropy"}}
+    )
+    for targets in ("one_hot", "soft"):
+        case = Case(spec=spec, batch=2, seed=4, targets=targets)
+        again = Case.from_json(case.to_json())
+        assert again == case and again.materialize().T.tolist() == case.materialize().T.tolist()
+    soft = Case(spec=spec, batch=2, seed=4, targets="soft").materialize().T
+    assert not ((soft == 0) | (soft == 1)).all()  # an even seed, yet soft, as declared
+    with pytest.raises(ValueError, match="case: targets: expected one of one_hot, soft, got 'fuzzy'"):
+        Case.from_dict({"spec": spec.to_dict(), "batch": 1, "seed": 0, "targets": "fuzzy"})
