@@ -300,7 +300,7 @@ def declared_supports(impl: Any) -> Supports | None:
     works too); ``None`` when there is none.
     """
     own = getattr(impl, "supports", None)
-    if own is not None:
+    if isinstance(own, Supports | Mapping):  # an Adapter's (a method that happens to be named so is not one)
         return as_supports(own, source=f"{getattr(impl, 'name', 'impl')}.supports")
     func = getattr(impl, "func", impl)
     namespace = getattr(func, "__globals__", None) or {}
