@@ -21,6 +21,7 @@ from refbp.errors import InputError
 from refbp.spec import KINKED_ACTIVATIONS, NetworkSpec, parse_json
 
 KINK_MARGIN = 1e-3
+DENSE_TARGET_FORMS = ("one_hot", "soft")
 _MAX_REDRAWS = 50
 
 
@@ -35,25 +36,31 @@ class CaseData:
 
 @dataclass(frozen=True)
 class Case:
-    """``spec`` + ``batch`` examples + ``seed`` for parameters and data."""
+    """``spec`` + ``batch`` examples + ``seed`` for parameters and data.
+
+    ``targets`` is the form of dense cross-entropy targets (``one_hot`` or ``soft``, see
+    :mod:`oracle.supports`); ``None`` chooses by the seed's parity (one-hot for even seeds).
+    """
 
     spec: NetworkSpec
     batch: int
     seed: int
+    targets: str | None = None
 
     def materialize(self, *, avoid_kinks: bool = True) -> CaseData:
         """Draw parameters (Xavier-normal weights, ``N(0, 0.1²)`` biases), inputs ``N(0, 1)``, targets.
 
-        Targets: ``N(0, 1)`` for the squared losses, uniform in ``[0, 1]`` for binary
-        cross-entropy; for softmax cross-entropy random labels, and for dense targets
-        their one-hot form (even seeds) or soft targets uniform in ``[0, 1]`` (odd seeds).
+        Targets: ``N(0, 1)`` for the squared losses; for the cross-entropies random labels
+        (index targets), their one-hot form (0/1 for binary cross-entropy) or soft targets
+        uniform in ``[0, 1]``, as ``targets`` says (by default: binary cross-entropy soft,
+        softmax one-hot for even seeds and soft for odd ones).
         """
-        data = _draw(self.spec, self.batch, self.seed, 0)
+        data = _draw(self.spec, self.batch, self.seed, 0, self.targets)
         if avoid_kinks and any(layer.activation in KINKED_ACTIVATIONS for layer in self.spec.layers):
             for attempt in range(1, _MAX_REDRAWS + 1):
                 if _kink_clearance(self.spec, data) >= KINK_MARGIN:
                     break
-                data = _draw(self.spec, self.batch, self.seed, attempt)
+                data = _draw(self.spec, self.batch, self.seed, attempt, self.targets)
         return data
 
     @property
@@ -61,21 +68,26 @@ class Case:
         return self.spec.depth
 
     def to_dict(self) -> dict[str, Any]:
-        return {"spec": self.spec.to_dict(), "batch": self.batch, "seed": self.seed}
+        data = {"spec": self.spec.to_dict(), "batch": self.batch, "seed": self.seed}
+        return data if self.targets is None else {**data, "targets": self.targets}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "case") -> Case:
-        if not isinstance(data, dict) or set(data) - {"spec", "batch", "seed"} or "spec" not in data:
+        if not isinstance(data, dict) or set(data) - {"spec", "batch", "seed", "targets"} or "spec" not in data:
             raise InputError("", 'an object {"spec": {...}, "batch": N, "seed": S}', data, source=source)
         batch, seed = data.get("batch", 1), data.get("seed", 0)
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise InputError("batch", "a positive integer", batch, source=source)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise InputError("seed", "a non-negative integer", seed, source=source)
-        return cls(spec=NetworkSpec.from_dict(data["spec"], source=f"{source}: spec"), batch=batch, seed=seed)
+        targets = data.get("targets")
+        if targets is not None and targets not in DENSE_TARGET_FORMS:
+            raise InputError("targets", "one of " + ", ".join(DENSE_TARGET_FORMS), targets, source=source)
+        spec = NetworkSpec.from_dict(data["spec"], source=f"{source}: spec")
+        return cls(spec=spec, batch=batch, seed=seed, targets=targets)
 
     @classmethod
     def from_json(cls, text: str, *, source: str = "case") -> Case:
@@ -87,7 +99,7 @@ class Case:
         return f"refbp replay {shlex.quote(self.to_json())}{extra}"
 
 
-def _draw(spec: NetworkSpec, batch: int, seed: int, attempt: int) -> CaseData:
+def _draw(spec: NetworkSpec, batch: int, seed: int, attempt: int, targets: str | None) -> CaseData:
     rng = np.random.default_rng([seed, attempt])
     dtype = np.dtype(spec.dtype)
     params: dict[str, np.ndarray] = {}
@@ -101,12 +113,14 @@ def _draw(spec: NetworkSpec, batch: int, seed: int, attempt: int) -> CaseData:
         labels = rng.integers(0, spec.outputs, size=batch)
         if spec.loss.targets == "index":
             T = labels
-        elif seed % 2:
+        elif targets == "soft" or (targets is None and seed % 2):
             # Soft targets that need not sum to 1: δ_L = a·Σt − t, not just a − t.
             T = rng.uniform(0.0, 1.0, spec.target_shape(batch)).astype(dtype)
         else:
             one_hot = np.eye(spec.outputs, dtype=dtype)[labels]
             T = one_hot if spec.layout == "in_out" else one_hot.T.copy()
+    elif kind == "binary_cross_entropy" and targets == "one_hot":
+        T = rng.integers(0, 2, spec.target_shape(batch)).astype(dtype)
     elif kind == "binary_cross_entropy":
         T = rng.uniform(0.0, 1.0, spec.target_shape(batch)).astype(dtype)
     else:

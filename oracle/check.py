@@ -27,14 +27,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from oracle.compare import FAILING_STATUSES, Row, compare_arrays, error_row, first_divergence
-from oracle.diagnosis import array_pattern, entry_hint, structural_hint
+from oracle.compare import CALL, FAILING_STATUSES, Row, compare_arrays, error_row, first_divergence
+from oracle.diagnosis import array_pattern, entry_hint, l2_hint, structural_hint
 from oracle.finite_diff import fd_directional_many, fd_gradients, fd_targets, random_directions_many
+from oracle.raised import describe_exception
+from oracle.supports import Unsupported
 from oracle.torch_twin import torch_backprop
 from refbp.network import backprop as refbp_backprop
 from refbp.spec import NetworkSpec
@@ -97,13 +99,15 @@ def result_quantities(result: Any) -> tuple[dict[tuple[int, str], np.ndarray], f
 
 
 def _run_impl(impl: Implementation, spec, params, X, T):
-    """``(quantities, provided, error message)`` of one call of the implementation under test."""
+    """``(quantities, provided, error message, unsupported reason)`` of one call of the implementation under test."""
     try:
         result = impl(spec, {k: v.copy() for k, v in params.items()}, X.copy(), T.copy())
         mine, provided = result_quantities(result)
+    except Unsupported as err:
+        return {}, None, "", str(err) or "unsupported (no reason given)"
     except Exception as err:  # the implementation under test may fail in any way; that is a finding
-        return {}, None, f"{type(err).__name__}: {err}".splitlines()[0]
-    return mine, provided, ""
+        return {}, None, describe_exception(err, impl), ""
+    return mine, provided, "", ""
 
 
 def check_case(
@@ -128,7 +132,10 @@ def check_case(
     """
     if fd not in FD_MODES:
         raise ValueError(f"fd must be one of {FD_MODES}, got {fd!r}")
-    mine, provided, error = _run_impl(impl, spec, params, X, T)
+    mine, provided, error, unsupported = _run_impl(impl, spec, params, X, T)
+    if unsupported:
+        row = error_row(case_id, 0, f"{impl_name}~torch", spec.dtype, unsupported)
+        return CaseResult(case=case_id, depth=spec.depth, rows=[replace(row, quantity=CALL, status="unsupported")])
     declared = quantities if quantities is not None else getattr(impl, "provides", None)
     if declared is not None:
         provided = frozenset(declared)
@@ -158,7 +165,7 @@ def check_case(
         return row
 
     if error:
-        rows.append(error_row(case_id, spec.depth, f"{left}~{ref}", spec.dtype, error))
+        rows.append(replace(error_row(case_id, 0, f"{left}~{ref}", spec.dtype, error), quantity=CALL))
     else:
         for key in theirs:
             add(mine.get(key), theirs[key], key, f"{left}~{ref}")
@@ -186,7 +193,7 @@ def check_case(
                 add(mine.get(key), values.values[key], key, f"{left}~fd", kinks=kinks)
             add(theirs[key], values.values[key], key, f"{ref}~fd", kinks=kinks)
 
-    _diagnose(spec, rows, mine, theirs, batch=int(X.shape[spec.batch_axis]))
+    _diagnose(spec, rows, mine, theirs, batch=int(X.shape[spec.batch_axis]), params=params)
     first = first_divergence(rows, spec.depth)
     if first is not None and provided is not None and "delta" not in provided:
         _add_entry_hint(spec, rows, first)
@@ -209,7 +216,7 @@ def _directional_rows(key, directions, along, mine, theirs, add, left, ref, erro
     return [*rows, add(project(theirs[key]), fd_values, key, f"{ref}~fd", kinks=kinks, message=note)]
 
 
-def _diagnose(spec: NetworkSpec, rows: list[Row], mine: dict, theirs: dict, *, batch: int) -> None:
+def _diagnose(spec: NetworkSpec, rows: list[Row], mine: dict, theirs: dict, *, batch: int, params=None) -> None:
     """Fill ``row.diagnosis`` for failing rows of the implementation under test."""
     agrees: dict[tuple[int, str], bool] = {}
     for row in rows:
@@ -225,8 +232,11 @@ def _diagnose(spec: NetworkSpec, rows: list[Row], mine: dict, theirs: dict, *, b
         candidate, reference = mine.get(row_key), theirs.get(row_key)
         if candidate is not None and reference is not None:
             axis = spec.batch_axis if row.quantity in _BATCHED else None
+            param = (params or {}).get(f"{row.quantity[-1]}{row.layer}") if row.quantity in ("dL/dW", "dL/db") else None
+            penalty = "" if param is None else l2_hint(row.quantity, candidate, reference, param, spec)
             hints.append(
-                array_pattern(candidate, reference, batch=batch, outputs=spec.outputs, batch_axis=axis, rtol=rtol)
+                penalty
+                or array_pattern(candidate, reference, batch=batch, outputs=spec.outputs, batch_axis=axis, rtol=rtol)
             )
         hints.append(structural_hint(spec, row.layer, row.quantity, agrees))
         row.diagnosis = "; ".join(h for h in hints if h)

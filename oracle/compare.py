@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 PAIRS = ("refbp~torch", "refbp~fd", "torch~fd")
-STATUSES = ("ok", "mismatch", "shape", "nan", "kink", "missing", "error")
+STATUSES = ("ok", "mismatch", "shape", "nan", "kink", "missing", "error", "unsupported")
 FAILING_STATUSES = ("mismatch", "shape", "nan", "missing", "error")
 
 FORWARD_ORDER = ("z", "a", "loss")
@@ -186,6 +186,10 @@ def compare_arrays(
     )
 
 
+#: The quantity of the row recorded when the call of the implementation itself raises (or is unsupported).
+CALL = "call"
+
+
 def error_row(case: str, layer: int, pair: str, dtype: str, message: str) -> Row:
     """The single row recorded when the implementation under test raises."""
     nan = float("nan")
@@ -216,6 +220,8 @@ def divergence_rank(layer: int, quantity: str, depth: int) -> tuple[int, int, in
     every later ``z``, ``a`` and the loss wrong). Gradients follow, walking backward from
     the loss: output layer first, ``dL/dx`` last (a wrong ``δ_l`` spoils every layer below).
     """
+    if quantity == CALL:  # the call itself raised: nothing after it was computed
+        return (-1, 0, 0)
     if quantity in FORWARD_ORDER:
         return (0, layer, FORWARD_ORDER.index(quantity))
     if quantity == "dL/dx":

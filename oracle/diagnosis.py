@@ -59,11 +59,7 @@ def array_pattern(
     x = np.asarray(candidate, dtype=np.float64)
     y = np.asarray(reference, dtype=np.float64)
     if x.shape != y.shape:
-        if x.shape == y.shape[::-1] and _close(x, y.T, rtol):
-            return f"transposed: shape {x.shape} holds the transpose of the expected {y.shape}"
-        if batch_axis is None and x.size == y.size * batch:
-            return f"shape {x.shape} instead of {y.shape}: not summed over the batch"
-        return f"shape {x.shape}, but should be {y.shape}"
+        return shape_hint(x, y, batch=batch, rtol=rtol)
     if not np.all(np.isfinite(x)):
         return "NaN or infinity in the result: an overflow (unstable exp/log?) or a division by zero"
     if not np.any(y):
@@ -82,6 +78,62 @@ def array_pattern(
         good = per_example <= rtol * max(float(np.abs(y).max()), 1e-300)
         if good.any():
             return f"right for examples {np.flatnonzero(good).tolist()} only: only part of the batch used?"
+    return ""
+
+
+def shape_hint(x: np.ndarray, y: np.ndarray, *, batch: int, rtol: float = 1e-6) -> str:
+    """Why an array of shape ``x.shape`` came where ``y.shape`` was expected, judged by the values.
+
+    Singleton axes only, same values: a missing reshape. The transpose of the expected array.
+    An extra axis of length ``batch`` that sums to the expected values: a gradient not summed
+    over the batch. Anything else: the two shapes.
+    """
+    squeezed = tuple(n for n in x.shape if n != 1)
+    if x.size == y.size and squeezed == tuple(n for n in y.shape if n != 1) and _close(x.reshape(y.shape), y, rtol):
+        return f"right values, wrong shape: reshape {x.shape} to {y.shape}"
+    if x.shape == y.shape[::-1] and _close(x, y.T, rtol):
+        return f"transposed: shape {x.shape} holds the transpose of the expected {y.shape}"
+    if batch > 1 and x.size == y.size * batch:
+        for axis in (a for a, n in enumerate(x.shape) if n == batch):
+            summed = x.sum(axis=axis)
+            if summed.size == y.size and _close(summed.reshape(y.shape), y, rtol):
+                return f"shape {x.shape} instead of {y.shape}: one gradient per example, not summed over the batch"
+    return f"shape {x.shape}, but should be {y.shape}"
+
+
+def l2_hint(quantity: str, candidate: np.ndarray, reference: np.ndarray, param: np.ndarray, spec: NetworkSpec) -> str:
+    """A hint when ``candidate − reference`` is exactly an L2 term the spec does not have (or lacks one it has).
+
+    ``param`` is the parameter (``W_l`` or ``b_l``) whose gradient is compared; λ is the spec's.
+    L2 applied to the biases when the spec excludes them leaves ``∂L/∂b`` off by exactly ``λ·b``;
+    the reverse by ``−λ·b``; a missing or doubled weight penalty leaves ``∂L/∂W`` off by ``∓λ·W``.
+    """
+    lam = spec.l2.lam
+    if lam == 0 or quantity not in ("dL/dW", "dL/db"):
+        return ""
+    x, y, p = (np.asarray(a, dtype=np.float64) for a in (candidate, reference, param))
+    if x.shape != y.shape or p.shape != y.shape or not np.any(p):
+        return ""
+    diff, term = x - y, lam * p
+    # x − y loses digits to cancellation in proportion to |y|: judge the match against that, and only
+    # when the penalty term stands well clear of it.
+    tol = (1e-6 if spec.dtype == "float64" else 1e-3) * max(float(np.abs(y).max(initial=0.0)), 1e-300)
+    if float(np.abs(term).max()) <= 10 * tol:
+        return ""
+
+    def off_by(sign: float) -> bool:
+        return bool(np.all(np.abs(diff - sign * term) <= tol + 1e-6 * np.abs(term)))
+
+    if quantity == "dL/db":
+        if not spec.l2.include_bias and off_by(1.0):
+            return f"L2 applied to the bias: off by exactly λ·b (λ = {lam:g}), but this spec's L2 excludes biases"
+        if spec.l2.include_bias and off_by(-1.0):
+            return f"L2 missing on the bias: off by exactly −λ·b (λ = {lam:g}); this spec's L2 includes biases"
+        return ""
+    if off_by(-1.0):
+        return f"L2 missing: off by exactly −λ·W (λ = {lam:g}); add λ·W to ∂L/∂W"
+    if off_by(1.0):
+        return f"L2 counted twice: off by exactly λ·W (λ = {lam:g})"
     return ""
 
 

@@ -24,8 +24,9 @@ What the plugin adds to a session, and when:
   seeded sweep. The items send their records to the controller (an attribute of their
   call report), which merges them with :func:`oracle.gate.merge_records` into the
   record of the serial run: the same rows in the same order.
-* **JUnit** — with ``--junitxml``, every failing ``(case, layer, quantity)`` of a gate is
-  also written as its own ``<testcase>``, named ``test[c0003 layer 2 dL/dW]`` with the
+* **JUnit** — with ``--junitxml``, every failing ``(case, layer, quantity)`` of a gate whose
+  test failed is also written as its own ``<testcase>`` (a red gate that the test expects,
+  inside ``pytest.raises``, adds nothing), named ``test[c0003 layer 2 dL/dW]`` with the
   test's class name, its failure message naming the pairs that disagree, their errors
   and the replay command. They are written at the end of the session, into the XML only.
 * **GITHUB_STEP_SUMMARY** — when the variable is set, the Markdown report of each gate
@@ -204,10 +205,13 @@ class GateCollector:
         self.by_label: dict[str, list[dict]] = {}
         self.merged: list[dict] = []
         self.written: dict[str, dict[str, Path]] = {}
+        self.failed_labels: set[str] = set()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for record in getattr(report, _REPORT_ATTRIBUTE, None) or ():
             self.by_label.setdefault(record["label"], []).append(record)
+            if report.failed:  # a red gate inside pytest.raises leaves its test passing: no JUnit failures then
+                self.failed_labels.add(record["label"])
 
     @pytest.hookimpl(tryfirst=True)  # before junitxml writes its file
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -241,18 +245,27 @@ class GateCollector:
         if xml is None:
             return
         for record in self.merged:
+            if record["label"] not in self.failed_labels:
+                continue
             for report in failure_reports(record):
                 xml.pytest_runtest_logreport(report)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.merged:
             return
-        from oracle.gate import failing_rows, record_passed
+        from oracle.gate import failing_rows, record_passed, unsupported_cases, unsupported_verdict
 
         terminalreporter.section("refbp gate")
         for record in self.merged:
-            verdict = "PASS" if record_passed(record) else f"FAIL ({len(failing_rows(record))} failing rows)"
+            if record_passed(record):
+                verdict = "PASS"
+            elif failing_rows(record):
+                verdict = f"FAIL ({len(failing_rows(record))} failing rows)"
+            else:
+                verdict = "FAIL (" + (unsupported_verdict(record) or "interrupted").split(":")[0] + ")"
             line = f"{record['label']}: {verdict}, {record['cases']} cases, seed {record['seed']}"
+            if unsupported_cases(record):
+                line += f", {len(unsupported_cases(record))} unsupported"
             if record["label"] in self.written:
                 line += f"; report {self.written[record['label']]['html']}"
             terminalreporter.write_line(line)
@@ -274,7 +287,8 @@ def failure_reports(record: Mapping[str, Any]) -> list[pytest.TestReport]:
     path = label.partition("::")[0]
     reports = []
     for (case, layer, quantity), rows in groups.items():
-        tag = f"{case} {'input' if layer == 0 else f'layer {layer}'} {quantity}"
+        where = "" if quantity == "call" else ("input " if layer == 0 else f"layer {layer} ")
+        tag = f"{case} {where}{quantity}"
         nodeid = f"{label[:-1]}-{tag}]" if label.endswith("]") else f"{label}[{tag}]"
         text = "\n".join([f"{case}: " + row_summary(rows[0]), *(row_summary(r) for r in rows[1:])])
         text += f"\nreplay: {replay_command(record, case)}"

@@ -29,165 +29,203 @@ torch's (0) then differs from the twin there. Finite differences skip such kink 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from oracle.cases import Case
-from refbp.spec import (
-    ACTIVATIONS,
-    BIAS_MODES,
-    LAYOUTS,
-    LOSSES,
-    REDUCTIONS,
-    L2Spec,
-    LayerSpec,
-    LossSpec,
-    NetworkSpec,
-)
+from oracle.supports import BOUND_LIMITS, HIDDEN_ACTIVATIONS, LOSS_TARGETS, Supports, resolve
+from refbp.errors import InputError
+from refbp.spec import BIAS_MODES, DTYPES, L2Spec, LayerSpec, LossSpec, NetworkSpec
 
-__all__ = ["HIDDEN_ACTIVATIONS", "backprop_inputs", "batches", "cases", "layer_specs", "network_specs", "parameters"]
+__all__ = [
+    "HIDDEN_ACTIVATIONS",
+    "SPEC_FAMILIES",
+    "backprop_inputs",
+    "batches",
+    "cases",
+    "layer_specs",
+    "network_specs",
+    "parameters",
+]
 
-HIDDEN_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a != "softmax")
-
-
-def _choices(strategy: str, name: str, given: Sequence[str], allowed: Sequence[str]) -> list[str]:
-    """``given`` as a list, or a ``ValueError`` naming the argument when it is empty or holds an unknown name."""
-    chosen = [given] if isinstance(given, str) else list(given)
-    if not chosen or any(c not in allowed for c in chosen):
-        raise ValueError(f"{strategy}: {name}: expected a non-empty list from {', '.join(allowed)}, got {chosen!r}")
-    return chosen
+SpecFamily = Callable[[Supports], st.SearchStrategy[NetworkSpec]]
 
 
-def _bounds(strategy: str, name: str, low: int, high: int, floor: int) -> None:
-    if not (isinstance(low, int) and isinstance(high, int) and floor <= low <= high):
-        raise ValueError(f"{strategy}: min_{name}/max_{name}: expected {floor} <= min <= max, got {low!r} and {high!r}")
+def _slope(draw: st.DrawFn, activation: str) -> float:
+    return draw(st.sampled_from([0.01, 0.2])) if activation == "leaky_relu" else 0.01
+
+
+def layer_specs(
+    *, min_width: int = 1, max_width: int = 6, activations=HIDDEN_ACTIVATIONS, bias_modes=BIAS_MODES
+) -> st.SearchStrategy[LayerSpec]:
+    """One hidden layer: ``min_width…max_width`` units, an activation and a bias mode.
+
+    Bad bounds raise :class:`refbp.InputError` here, when the strategy is built.
+    """
+    declared = resolve(
+        None,
+        {"min_width": min_width, "max_width": max_width, "activations": activations, "bias_modes": bias_modes},
+        where="layer_specs",
+    )
+    return _hidden_layers(declared)
 
 
 @st.composite
-def layer_specs(
-    draw: st.DrawFn,
-    *,
-    min_width: int = 1,
-    max_width: int = 6,
-    activations: Sequence[str] = HIDDEN_ACTIVATIONS,
-    bias_modes: Sequence[str] = BIAS_MODES,
-) -> LayerSpec:
-    """One hidden layer: ``min_width…max_width`` units, an activation and a bias mode."""
-    _bounds("layer_specs", "width", min_width, max_width, 1)
-    activations = _choices("layer_specs", "activations", activations, HIDDEN_ACTIVATIONS)
-    bias_modes = _choices("layer_specs", "bias_modes", bias_modes, BIAS_MODES)
-    activation = draw(st.sampled_from(activations))
-    slope = draw(st.sampled_from([0.01, 0.2])) if activation == "leaky_relu" else 0.01
+def _hidden_layers(draw: st.DrawFn, declared: Supports) -> LayerSpec:
+    activation = draw(st.sampled_from(declared.hidden_activations))
     return LayerSpec(
-        units=draw(st.integers(min_width, max_width)),
+        units=draw(st.integers(declared.min_width, declared.max_width)),
         activation=activation,
-        bias=draw(st.sampled_from(list(bias_modes))),
-        negative_slope=slope,
+        bias=draw(st.sampled_from(declared.bias_modes)),
+        negative_slope=_slope(draw, activation),
     )
 
 
-@st.composite
 def network_specs(
-    draw: st.DrawFn,
-    *,
-    min_depth: int = 1,
-    max_depth: int = 4,
-    min_width: int = 1,
-    max_width: int = 6,
-    min_inputs: int = 1,
-    max_inputs: int = 5,
-    activations: Sequence[str] = HIDDEN_ACTIVATIONS,
-    bias_modes: Sequence[str] = BIAS_MODES,
-    layouts: Sequence[str] = LAYOUTS,
-    losses: Sequence[str] = LOSSES,
-    reductions: Sequence[str] = REDUCTIONS,
-    l2: bool = True,
-    dtype: str = "float64",
-) -> NetworkSpec:
-    """A valid :class:`NetworkSpec` of ``min_depth…max_depth`` layers.
+    supports: Supports | Mapping[str, Any] | None = None, **bounds: Any
+) -> st.SearchStrategy[NetworkSpec]:
+    """Valid dense :class:`NetworkSpec` s inside a support declaration (:class:`oracle.supports.Supports`).
 
-    Layers have ``min_width…max_width`` units (softmax outputs at least 2), the input ``min_inputs…max_inputs``
-    features; ``activations``, ``bias_modes``, ``layouts``, ``losses`` and ``reductions``
-    list the choices (names as in :mod:`refbp.spec`); ``l2=False`` leaves out the L2
-    penalty. The output layer's activation is chosen to fit the loss: ``softmax`` for softmax
-    cross-entropy, ``sigmoid`` for binary cross-entropy, and any activation (softmax
-    included) for the squared losses. Softmax outputs get at least two units.
+    ``supports`` is the declaration (default: everything refbp builds, depth 1…4, width 1…6,
+    inputs 1…5); keyword ``bounds`` narrow it (``min_depth``, ``max_depth``, ``min_width``,
+    ``max_width``, ``min_inputs``, ``max_inputs``, ``activations``, ``output_activations``,
+    ``bias_modes``, ``layouts``, ``losses``, ``reductions``, ``targets``, ``l2`` — a list of
+    L2 forms or a bool — and ``dtype``); without ``supports`` they set it. ``activations``
+    names the hidden activations and, unless ``output_activations`` is given, the output
+    activation under a squared loss too; softmax cross-entropy has a softmax output, binary
+    cross-entropy a sigmoid one. Softmax outputs get at least two units. Every drawn spec
+    lies inside the declaration. A bad argument raises :class:`refbp.InputError` here.
     """
-    where = "network_specs"
-    for name, low, high in (("depth", min_depth, max_depth), ("width", min_width, max_width)):
-        _bounds(where, name, low, high, 1)
-    _bounds(where, "inputs", min_inputs, max_inputs, 1)
-    activations = _choices(where, "activations", activations, HIDDEN_ACTIVATIONS)
-    bias_modes = _choices(where, "bias_modes", bias_modes, BIAS_MODES)
-    layouts = _choices(where, "layouts", layouts, LAYOUTS)
-    losses = _choices(where, "losses", losses, LOSSES)
-    reductions = _choices(where, "reductions", reductions, REDUCTIONS)
-    depth = draw(st.integers(min_depth, max_depth))
-    hidden = [
-        draw(layer_specs(min_width=min_width, max_width=max_width, activations=activations, bias_modes=bias_modes))
-        for _ in range(depth - 1)
-    ]
-    kind = draw(st.sampled_from(list(losses)))
+    return _dense_specs(resolve(supports, bounds, where="network_specs"))
+
+
+@st.composite
+def _dense_specs(draw: st.DrawFn, declared: Supports) -> NetworkSpec:
+    depth = draw(st.integers(declared.min_depth, declared.max_depth))
+    hidden = [draw(_hidden_layers(declared)) for _ in range(depth - 1)]
+    kind = draw(st.sampled_from(declared.losses))
     if kind == "softmax_cross_entropy":
         out_activation = "softmax"
     elif kind == "binary_cross_entropy":
         out_activation = "sigmoid"
     else:
-        out_activation = draw(st.sampled_from([*activations, "softmax"]))
+        out_activation = draw(st.sampled_from(declared.output_activations))
     min_out = 2 if out_activation == "softmax" else 1
     output = LayerSpec(
-        units=draw(st.integers(max(min_out, min_width), max(min_out, max_width))),
+        units=draw(st.integers(max(min_out, declared.min_width), max(min_out, declared.max_width))),
         activation=out_activation,
-        bias=draw(st.sampled_from(list(bias_modes))),
-        negative_slope=draw(st.sampled_from([0.01, 0.2])) if out_activation == "leaky_relu" else 0.01,
+        bias=draw(st.sampled_from(declared.bias_modes)),
+        negative_slope=_slope(draw, out_activation),
     )
-    targets = draw(st.sampled_from(["dense", "index"])) if kind == "softmax_cross_entropy" else "dense"
+    targets = "dense"
+    if kind == "softmax_cross_entropy":
+        forms = [t for t in declared.targets if t in LOSS_TARGETS[kind]]
+        targets = "index" if draw(st.sampled_from(forms)) == "labels" else "dense"
+    form = draw(st.sampled_from(declared.l2))
     penalty = L2Spec()
-    if l2 and draw(st.booleans()):
-        penalty = L2Spec(lam=draw(st.sampled_from([0.1, 0.01, 1.0])), include_bias=draw(st.booleans()))
+    if form != "off":
+        penalty = L2Spec(lam=draw(st.sampled_from([0.1, 0.01, 1.0])), include_bias=form == "weights_and_biases")
     return NetworkSpec(
-        inputs=draw(st.integers(min_inputs, max_inputs)),
+        inputs=draw(st.integers(declared.min_inputs, declared.max_inputs)),
         layers=(*hidden, output),
-        layout=draw(st.sampled_from(list(layouts))),
-        loss=LossSpec(kind=kind, reduction=draw(st.sampled_from(list(reductions))), targets=targets),
+        layout=draw(st.sampled_from(declared.layouts)),
+        loss=LossSpec(kind=kind, reduction=draw(st.sampled_from(declared.reductions)), targets=targets),
         l2=penalty,
-        dtype=dtype,
+        dtype=draw(st.sampled_from(declared.dtypes)),
     )
+
+
+#: Spec strategies by family: ``family(declaration) -> strategy of specs``. Another family of
+#: layers registers its own builder here; :func:`cases` draws from the declaration's family.
+SPEC_FAMILIES: dict[str, SpecFamily] = {"dense": _dense_specs}
+
+
+def dense_target_form(spec: NetworkSpec, declared: Supports) -> list[str]:
+    """The dense target forms (``one_hot``, ``soft``) a case of ``spec`` may take under ``declared``."""
+    if spec.loss.kind not in LOSS_TARGETS or spec.loss.targets == "index":
+        return []
+    return [t for t in declared.targets if t in ("one_hot", "soft")]
+
+
+def cases(
+    specs: st.SearchStrategy[NetworkSpec] | None = None,
+    *,
+    supports: Supports | Mapping[str, Any] | None = None,
+    family: str = "dense",
+    **bounds: Any,
+) -> st.SearchStrategy[Case]:
+    """:class:`Case` s: a spec, a batch size, a target form and a seed, all inside one declaration.
+
+    The declaration is ``supports`` narrowed by ``bounds`` (see :func:`network_specs`; the
+    batch bounds ``min_batch``/``max_batch`` apply here). Specs come from the declaration's
+    ``family`` (:data:`SPEC_FAMILIES`), or from ``specs``: then only those that lie inside the
+    declaration are kept when a declaration or bounds were given, and the ``dtype`` bound,
+    when given, is applied to each.
+    """
+    if family not in SPEC_FAMILIES:
+        raise InputError("family", "one of " + ", ".join(SPEC_FAMILIES), family, source="cases")
+    given = bounds
+    if specs is not None and supports is None:
+        # Given specs are kept whole but for what the bounds ask: no default depth, width or dtype applies.
+        wide = {f"max_{name}": BOUND_LIMITS[name] for name in ("depth", "width", "inputs")}
+        given = {**wide, **({} if "dtype" in bounds else {"dtypes": DTYPES}), **bounds}
+    declared = resolve(supports, given, where="cases")
+    if specs is None:
+        specs = SPEC_FAMILIES[family](declared)
+    else:
+        if not isinstance(specs, st.SearchStrategy):
+            raise InputError("specs", "a hypothesis strategy of NetworkSpec", type(specs).__name__, source="cases")
+        if "dtype" in bounds:
+            dtype = bounds["dtype"]
+            specs = specs.map(lambda spec: spec if spec.dtype == dtype else spec.replace(dtype=dtype))
+        if supports is not None or set(bounds) - {"min_batch", "max_batch", "targets", "dtype"}:
+            specs = specs.filter(lambda spec: not declared.covers(spec))
+    return _cases(specs, declared)
 
 
 @st.composite
-def cases(
-    draw: st.DrawFn,
-    specs: st.SearchStrategy[NetworkSpec] | None = None,
-    *,
-    max_batch: int = 4,
-    dtype: str = "float64",
-    **spec_bounds,
-) -> Case:
-    """A :class:`Case`: a spec (``specs`` or :func:`network_specs` with ``spec_bounds``), a batch size, a seed."""
-    spec = draw(specs if specs is not None else network_specs(dtype=dtype, **spec_bounds))
-    return Case(spec=spec, batch=draw(st.integers(1, max_batch)), seed=draw(st.integers(0, 2**16)))
+def _cases(draw: st.DrawFn, specs: st.SearchStrategy[NetworkSpec], declared: Supports) -> Case:
+    spec = draw(specs)
+    forms = dense_target_form(spec, declared)
+    targets = draw(st.sampled_from(forms)) if forms else None
+    batch = draw(st.integers(declared.min_batch, declared.max_batch))
+    return Case(spec=spec, batch=batch, seed=draw(st.integers(0, 2**16)), targets=targets)
 
 
-def _values(dtype: str, min_value: float, max_value: float) -> st.SearchStrategy[float]:
+def _number(where: str, name: str, value: Any) -> float:
+    number = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    if not number or not np.isfinite(value):
+        raise InputError(name, "a finite number", value, source=where)
+    return float(value)
+
+
+def _values(where: str, dtype: str, min_value: Any, max_value: Any) -> st.SearchStrategy[float]:
     """Finite floats in ``[min_value, max_value]`` that ``dtype`` holds exactly."""
+    min_value, max_value = _number(where, "min_value", min_value), _number(where, "max_value", max_value)
     if not min_value <= max_value:
-        raise ValueError(f"min_value {min_value} > max_value {max_value}")
+        raise InputError("min_value", f"at most max_value = {max_value}", min_value, source=where)
     if dtype == "float64":
         return st.floats(min_value, max_value, allow_nan=False, allow_infinity=False, allow_subnormal=False)
     low, high = np.float32(min_value), np.float32(max_value)
     low = low if low >= min_value else np.nextafter(low, np.float32(np.inf))
     high = high if high <= max_value else np.nextafter(high, np.float32(-np.inf))
+    if low > high:
+        expected = "a range holding a float32 number"
+        raise InputError("min_value/max_value", expected, (min_value, max_value), source=where)
     return st.floats(float(low), float(high), width=32, allow_nan=False, allow_infinity=False, allow_subnormal=False)
 
 
-@st.composite
-def parameters(
-    draw: st.DrawFn, spec: NetworkSpec, *, min_value: float = -1.0, max_value: float = 1.0
-) -> dict[str, np.ndarray]:
+def _spec(where: str, spec: Any) -> NetworkSpec:
+    if not isinstance(spec, NetworkSpec):
+        raise InputError("spec", "a NetworkSpec", type(spec).__name__, source=where)
+    return spec
+
+
+def parameters(spec: NetworkSpec, *, min_value: float = -1.0, max_value: float = 1.0) -> st.SearchStrategy:
     """Parameters of ``spec``: ``{"W1": …, "b1": …}`` shaped by ``spec.parameter_shapes()``, in ``spec.dtype``.
 
     ``W_l`` is ``(n_{l-1}, n_l)`` for layout ``in_out`` and ``(n_l, n_{l-1})`` for ``out_in``;
@@ -195,13 +233,14 @@ def parameters(
     for ``none``. Every entry lies in ``[min_value, max_value]`` (for ``float32``, the
     nearest ``float32`` values inside the bounds).
     """
-    values = _values(spec.dtype, min_value, max_value)
-    return {name: draw(arrays(spec.dtype, shape, elements=values)) for name, shape in spec.parameter_shapes().items()}
+    spec = _spec("parameters", spec)
+    values = _values("parameters", spec.dtype, min_value, max_value)
+    return st.fixed_dictionaries(
+        {name: arrays(spec.dtype, shape, elements=values) for name, shape in spec.parameter_shapes().items()}
+    )
 
 
-@st.composite
 def batches(
-    draw: st.DrawFn,
     spec: NetworkSpec,
     *,
     min_batch: int = 1,
@@ -209,45 +248,89 @@ def batches(
     min_value: float = -2.0,
     max_value: float = 2.0,
     soft_targets: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
+    targets: Any = None,
+) -> st.SearchStrategy[tuple[np.ndarray, np.ndarray]]:
     """A batch ``(X, T)`` for ``spec`` of ``min_batch…max_batch`` examples.
 
     ``X`` has shape ``spec.input_shape(N)`` (``(N, d)`` for ``in_out``, ``(d, N)`` for
     ``out_in``), entries in ``[min_value, max_value]``. ``T`` fits the loss: labels
     ``0…outputs-1`` of shape ``(N,)`` for index targets; otherwise the shape
-    ``spec.target_shape(N)`` with entries in ``[0, 1]`` for binary cross-entropy, one-hot
-    rows for dense softmax cross-entropy (or, when ``soft_targets``, possibly soft targets
-    in ``[0, 1]`` that need not sum to 1), and ``[min_value, max_value]`` for the squared losses.
+    ``spec.target_shape(N)``: for the cross-entropies one of the dense ``targets`` forms
+    (``one_hot``: one-hot rows for softmax cross-entropy, 0/1 for binary cross-entropy;
+    ``soft``: entries in ``[0, 1]``, which for softmax need not sum to 1; default both, or
+    ``one_hot`` alone when ``soft_targets`` is false); ``[min_value, max_value]`` for the
+    squared losses.
     """
-    batch = draw(st.integers(min_batch, max_batch))
-    X = draw(arrays(spec.dtype, spec.input_shape(batch), elements=_values(spec.dtype, min_value, max_value)))
-    shape, kind = spec.target_shape(batch), spec.loss.kind
-    if kind == "softmax_cross_entropy" and spec.loss.targets == "index":
-        T = draw(arrays(np.int64, (batch,), elements=st.integers(0, spec.outputs - 1)))
-    elif kind == "binary_cross_entropy" or (kind == "softmax_cross_entropy" and soft_targets and draw(st.booleans())):
-        T = draw(arrays(spec.dtype, shape, elements=_values(spec.dtype, 0.0, 1.0)))
-    elif kind == "softmax_cross_entropy":
-        labels = draw(arrays(np.int64, (batch,), elements=st.integers(0, spec.outputs - 1)))
-        one_hot = np.eye(spec.outputs, dtype=spec.dtype)[labels]
-        T = one_hot if spec.layout == "in_out" else one_hot.T.copy()
-    else:
-        T = draw(arrays(spec.dtype, shape, elements=_values(spec.dtype, min_value, max_value)))
-    return X, T
+    where = "batches"
+    spec = _spec(where, spec)
+    if targets is None:
+        targets = ["one_hot", "soft"] if soft_targets else ["one_hot"]
+    elif not soft_targets:
+        raise InputError("soft_targets", "left out when targets is given", soft_targets, source=where)
+    declared = resolve(None, {"min_batch": min_batch, "max_batch": max_batch, "targets": targets}, where=where)
+    forms = [t for t in declared.targets if t in ("one_hot", "soft")]
+    if spec.loss.kind in LOSS_TARGETS and spec.loss.targets == "dense" and not forms:
+        raise InputError("targets", f"one_hot or soft for the dense targets of {spec.loss.kind}", targets, source=where)
+    return _batches(spec, declared, forms, _values(where, spec.dtype, min_value, max_value))
 
 
 @st.composite
+def _batches(draw: st.DrawFn, spec: NetworkSpec, declared: Supports, forms: list[str], values) -> tuple:
+    batch = draw(st.integers(declared.min_batch, declared.max_batch))
+    X = draw(arrays(spec.dtype, spec.input_shape(batch), elements=values))
+    shape, kind = spec.target_shape(batch), spec.loss.kind
+    if kind == "softmax_cross_entropy" and spec.loss.targets == "index":
+        return X, draw(arrays(np.int64, (batch,), elements=st.integers(0, spec.outputs - 1)))
+    if kind not in LOSS_TARGETS:
+        return X, draw(arrays(spec.dtype, shape, elements=values))
+    if draw(st.sampled_from(forms)) == "soft":
+        return X, draw(arrays(spec.dtype, shape, elements=_values("batches", spec.dtype, 0.0, 1.0)))
+    if kind == "binary_cross_entropy":
+        return X, draw(arrays(spec.dtype, shape, elements=st.sampled_from([0.0, 1.0])))
+    labels = draw(arrays(np.int64, (batch,), elements=st.integers(0, spec.outputs - 1)))
+    one_hot = np.eye(spec.outputs, dtype=spec.dtype)[labels]
+    return X, (one_hot if spec.layout == "in_out" else one_hot.T.copy())
+
+
+_BATCH_KEYS = ("min_batch", "max_batch", "min_value", "max_value", "soft_targets", "targets")
+
+
 def backprop_inputs(
-    draw: st.DrawFn,
     specs: st.SearchStrategy[NetworkSpec] | None = None,
     *,
+    supports: Supports | Mapping[str, Any] | None = None,
     parameter_bounds: Mapping[str, float] | None = None,
-    batch_bounds: Mapping[str, float | bool] | None = None,
-    **spec_bounds,
-) -> tuple[NetworkSpec, dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """``(spec, params, X, T)``: a spec (``specs``, or :func:`network_specs` with ``spec_bounds``),
-    its :func:`parameters` (``parameter_bounds`` as keyword arguments) and a :func:`batches`
-    draw (``batch_bounds``)."""
-    spec = draw(specs if specs is not None else network_specs(**spec_bounds))
-    params = draw(parameters(spec, **(parameter_bounds or {})))
-    X, T = draw(batches(spec, **(batch_bounds or {})))
+    batch_bounds: Mapping[str, Any] | None = None,
+    **bounds: Any,
+) -> st.SearchStrategy[tuple[NetworkSpec, dict[str, np.ndarray], np.ndarray, np.ndarray]]:
+    """``(spec, params, X, T)``: a spec (``specs``, or :func:`network_specs` with ``supports`` and
+    ``bounds``), its :func:`parameters` (``parameter_bounds`` as keyword arguments) and a
+    :func:`batches` draw (``batch_bounds``; the declaration's batch bounds and target forms by default)."""
+    declared = resolve(supports, bounds, where="backprop_inputs")
+    if specs is None:
+        specs = _dense_specs(declared)
+    elif supports is not None or bounds:
+        specs = specs.filter(lambda spec: not declared.covers(spec))
+    batch_bounds = {
+        "min_batch": declared.min_batch,
+        "max_batch": declared.max_batch,
+        "targets": [t for t in declared.targets if t in ("one_hot", "soft")] or ["one_hot"],
+        **(batch_bounds or {}),
+    }
+    allowed = {"parameter_bounds": {"min_value", "max_value"}, "batch_bounds": {*_BATCH_KEYS}}
+    for name, given in (("parameter_bounds", parameter_bounds), ("batch_bounds", batch_bounds)):
+        if given is None:
+            continue
+        if not isinstance(given, Mapping) or set(given) - allowed[name]:
+            expected = "a dict with keys from " + ", ".join(sorted(allowed[name]))
+            got = dict(given) if isinstance(given, Mapping) else given
+            raise InputError(name, expected, got, source="backprop_inputs")
+    return _backprop_inputs(specs, dict(parameter_bounds or {}), batch_bounds)
+
+
+@st.composite
+def _backprop_inputs(draw: st.DrawFn, specs, parameter_bounds: dict, batch_bounds: dict) -> tuple:
+    spec = draw(specs)
+    params = draw(parameters(spec, **parameter_bounds))
+    X, T = draw(batches(spec, **batch_bounds))
     return spec, params, X, T

@@ -29,6 +29,7 @@ import pandas as pd
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import HypothesisException
+from hypothesis.strategies import SearchStrategy
 
 from oracle.cases import Case
 from oracle.check import CaseResult, Implementation, check_arrays, describe
@@ -48,6 +49,8 @@ class SweepResult:
     shrunk: list[dict] = field(default_factory=list)
     wall_seconds: float = 0.0
     interrupted: bool = False
+    #: Cases hypothesis drew (in every shard); fewer than asked when a filtered strategy ran dry.
+    drawn: int = 0
 
     @property
     def rows(self) -> pd.DataFrame:
@@ -90,17 +93,20 @@ def run_sweep(
     max_shrinks: int = 3,
     progress: bool | None = None,
     shard: tuple[int, int] | None = None,
+    strategy: SearchStrategy[Case] | None = None,
     **spec_bounds,
 ) -> SweepResult:
     """Check ``n_cases`` random cases (and shrink what fails). See the module docstring.
 
     ``impl`` is checked in place of refbp (labelled ``impl_name`` in the rows);
     ``impl_ref`` (``MODULE:FUNCTION``) is how a replay command names it. ``shard=(k, n)``
-    checks only the cases with index ``i % n == k`` (see the module docstring).
+    checks only the cases with index ``i % n == k`` (see the module docstring). ``strategy``
+    draws the cases (default :func:`oracle.strategies.cases` with ``dtype`` and ``spec_bounds``).
     """
     if shard is not None and not (0 <= shard[0] < shard[1]):
         raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard!r}")
-    strategy = cases(dtype=dtype, **spec_bounds)
+    if strategy is None:
+        strategy = cases(dtype=dtype, **spec_bounds)
     started = time.perf_counter()
     results: list[CaseResult] = []
     seen: dict[str, Case] = {}
@@ -179,7 +185,12 @@ def run_sweep(
                 }
             )
     return SweepResult(
-        results=results, cases=seen, shrunk=shrunk, wall_seconds=time.perf_counter() - started, interrupted=interrupted
+        results=results,
+        cases=seen,
+        shrunk=shrunk,
+        wall_seconds=time.perf_counter() - started,
+        interrupted=interrupted,
+        drawn=drawn[0],
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from oracle.check import check_case
 from oracle.diagnosis import array_pattern, structural_hint
 from refbp.spec import LayerSpec, LossSpec, NetworkSpec
 
@@ -111,3 +112,77 @@ def test_rows_of_a_parameter_only_implementation_say_where_the_error_enters() ->
 
     clean = check_case("c", spec, params, X, T, impl=_parameter_only(), fd="full")
     assert clean.passed and not any(row.diagnosis for row in clean.rows)
+
+
+def _l2_spec(include_bias: bool) -> NetworkSpec:
+    from refbp.spec import L2Spec
+
+    return NetworkSpec(
+        inputs=3, layers=(LayerSpec(4, "tanh"), LayerSpec(2)), l2=L2Spec(lam=0.1, include_bias=include_bias)
+    )
+
+
+def _gradients_with(spec: NetworkSpec, change, batch: int = 3):
+    """refbp's parameter gradients of a fixed case, with ``change(name, grad, param)`` applied to each."""
+    from refbp.network import backprop
+    from refbp.params import init_parameters
+
+    params = init_parameters(spec, seed=3)
+    rng = np.random.default_rng(0)
+    params = {k: v + rng.normal(0, 0.5, v.shape) for k, v in params.items()}  # biases away from 0
+    X, T = rng.normal(size=spec.input_shape(batch)), rng.normal(size=spec.target_shape(batch))
+
+    def impl(spec, params, X, T):
+        grads = backprop(spec, params, X, T)[1].by_parameter()
+        return {k: change(k, g, params[k]) for k, g in grads.items()}
+
+    return check_case("l2", spec, params, X, T, impl=impl, fd="off")
+
+
+@pytest.mark.parametrize(
+    ("include_bias", "change", "quantity", "hint"),
+    [
+        (
+            False,
+            lambda k, g, p: g + 0.1 * p if k.startswith("b") else g,
+            "dL/db",
+            "L2 applied to the bias: off by exactly λ·b",
+        ),
+        (
+            True,
+            lambda k, g, p: g - 0.1 * p if k.startswith("b") else g,
+            "dL/db",
+            "L2 missing on the bias: off by exactly −λ·b",
+        ),
+        (False, lambda k, g, p: g - 0.1 * p if k.startswith("W") else g, "dL/dW", "L2 missing: off by exactly −λ·W"),
+    ],
+)
+def test_an_l2_term_on_the_wrong_parameters_gets_its_own_hint(include_bias, change, quantity, hint) -> None:
+    result = _gradients_with(_l2_spec(include_bias), change)
+    failing = [r for r in result.rows if r.status != "ok"]
+    assert {r.quantity for r in failing} == {quantity}
+    assert all(r.diagnosis.startswith(hint) for r in failing), [r.diagnosis for r in failing]
+
+
+def test_a_bias_gradient_of_shape_n_by_1_is_right_values_wrong_shape() -> None:
+    """``(n, 1)`` where ``(n,)`` is expected once got the hint "not summed over the batch"."""
+    spec = NetworkSpec(inputs=3, layers=(LayerSpec(4, "tanh"), LayerSpec(2)), layout="out_in")
+    for batch in (1, 3):
+        _check_reshape_hint(_gradients_with(spec, lambda k, g, p: g.reshape(-1, 1) if k.startswith("b") else g, batch))
+
+
+def _check_reshape_hint(result) -> None:
+    failing = [r for r in result.rows if r.status != "ok"]
+    assert {(r.quantity, r.status) for r in failing} == {("dL/db", "shape")}
+    assert {r.diagnosis.split(";")[0] for r in failing} == {
+        "right values, wrong shape: reshape (4, 1) to (4,)",
+        "right values, wrong shape: reshape (2, 1) to (2,)",
+    }
+    assert not any("summed" in r.diagnosis for r in failing)
+
+
+def test_not_summed_over_the_batch_only_when_the_values_say_so() -> None:
+    per_example = np.arange(12.0).reshape(4, 3)
+    assert "not summed over the batch" in _pattern(per_example, per_example.sum(0), axis=None, batch=4)
+    # Same shapes, values that do not sum to the reference: just the shapes.
+    assert _pattern(per_example, per_example.sum(0) + 1, axis=None, batch=4) == "shape (4, 3), but should be (3,)"

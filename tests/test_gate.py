@@ -22,6 +22,7 @@ from oracle.gate import (
     run_gate,
 )
 from oracle.report import as_frame
+from refbp.errors import InputError
 from refbp.network import backprop
 from refbp.params import init_parameters
 from refbp.spec import LayerSpec, LossSpec, NetworkSpec
@@ -75,8 +76,10 @@ def test_a_wrong_gradient_raises_an_assertion_error_naming_the_layer() -> None:
     assert "c0001: layer 2, dL/dW (impl~torch): mismatch, max rel err 5.0e-1" in message
     assert "2 too large" in message  # the diagnosis: a factor of 2
     assert "smallest failing case (shrunk-1: 2 layer(s), batch 1)" in message
-    replay = lines[-1].removeprefix("replay: ")
-    assert replay.startswith("refbp replay '") and replay.endswith(f"--impl {__name__}:doubled_output_weights")
+    replay = lines[-1].removeprefix("  replay: ")
+    # The test module is importable because pytest put tests/ on sys.path: the replay says so.
+    assert replay.startswith("PYTHONPATH=tests refbp replay '")
+    assert replay.endswith(f"--impl {__name__}:doubled_output_weights")
     case = json.loads(replay.split("'")[1])
     assert NetworkSpec.from_dict(case["spec"]) == SPEC and case["batch"] == 1
     assert len(lines) <= 20
@@ -88,7 +91,7 @@ def test_a_given_spec_gets_random_data_only(tmp_path) -> None:
     assert specs == {json.dumps(SPEC.replace(dtype="float32").to_dict(), sort_keys=True)}
     assert len({(c["batch"], c["seed"]) for c in record["cases_json"].values()}) > 1
     assert record["dtype"] == "float32" and record_passed(record)
-    with pytest.raises(TypeError, match="max_depth"):
+    with pytest.raises(InputError, match="max_depth: expected only min_batch, max_batch and targets with a given spec"):
         run_gate(backprop, SPEC, cases=1, max_depth=2)
 
 
@@ -232,8 +235,8 @@ def test_a_message_without_row_diagnoses_ends_with_the_hint() -> None:
     lines = str(caught.value).splitlines()
     header = next(line for line in lines if line.lstrip().startswith("layer    quantity"))
     assert header.split() == ["layer", "quantity", "pair", "status", "max", "rel", "err", "tolerance"]
-    assert lines[-2].startswith("diagnosis: layer 2 agrees, layer 1 does not")
-    assert lines[-1].startswith("replay: refbp replay '") and lines[-1].endswith(
+    assert lines[-2].startswith("  diagnosis: layer 2 agrees, layer 1 does not")
+    assert lines[-1].startswith("  replay: PYTHONPATH=tests refbp replay '") and lines[-1].endswith(
         f"--impl {__name__}:forgets_the_first_activation_derivative"
     )
 
@@ -242,5 +245,5 @@ def test_a_message_says_when_the_replay_cannot_load_the_implementation() -> None
     with pytest.raises(BackpropMismatch) as caught:
         assert_backprop_matches(lambda *args: doubled_output_weights(*args), SPEC, cases=1)
     lines = str(caught.value).splitlines()
-    assert lines[-2].startswith("replay: refbp replay '") and "--impl" not in lines[-2]
-    assert "cannot be imported by name, so this replays refbp itself" in lines[-1]
+    assert lines[-2].startswith("  replay: refbp replay '") and "--impl" not in lines[-2]
+    assert "cannot be imported by name, so these replay refbp itself" in lines[-1]

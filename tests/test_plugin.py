@@ -21,9 +21,14 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "gate_demo"
 GATE = "tests/test_gradients.py::test_backprop_on_random_networks"
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 def _env(**extra: str) -> dict[str, str]:
+    """The environment of a subprocess session: this checkout's refbp first on the path, whatever is installed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "GITHUB_", "GATE_DEMO_"))}
-    return {**env, "PYTHONDONTWRITEBYTECODE": "1", **extra}
+    path = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return {**env, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": path, **extra}
 
 
 def _pytest(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -81,7 +86,8 @@ def test_the_buggy_implementation_fails_at_layer_1(project: Path, tmp_path: Path
     assert "smallest failing case (shrunk-1: 2 layer(s), batch 1):" in out
     # The demo returns parameter gradients only: the diagnosis comes from which layers still agree.
     assert "diagnosis: layer 2 agrees, layer 1 does not (dL/dW, dL/db)" in out
-    replay = re.search(r"replay: refbp replay '([^']+)' --impl gate_demo.backprop_buggy:backprop", out)
+    # gate_demo imports because the project's pytest settings put "." on the path: the replay line says so.
+    replay = re.search(r"replay: PYTHONPATH=\. refbp replay '([^']+)' --impl gate_demo.backprop_buggy:backprop", out)
     assert replay is not None and json.loads(replay.group(1))["batch"] == 1
     assert "2 failed, 1 passed" in out
 
@@ -288,3 +294,66 @@ def test_the_ci_workflow_is_valid_yaml_with_the_steps_in_order() -> None:
     assert gate["run"].split()[:3] == ["python", "-m", "pytest"] and "-n auto" in gate["run"]
     assert upload["if"] == "always()" and upload["uses"] == "actions/upload-artifact@v4"
     assert upload["with"]["path"] == f"{gate['working-directory']}/reports/"
+
+
+EXPECTED_RED = """
+import numpy as np
+import pytest
+
+from oracle.gate import BackpropMismatch
+from oracle.strategies import network_specs
+from refbp.network import backprop
+
+SEEN = set()
+
+
+def recording(spec, params, X, T):
+    SEEN.update({str(X.dtype), *(str(p.dtype) for p in params.values())})
+    return backprop(spec, params, X, T)
+
+
+def doubled(spec, params, X, T):
+    trace, grads = backprop(spec, params, X, T)
+    grads.layers[-1].grad_W = 2 * grads.layers[-1].grad_W
+    return trace, grads
+
+
+def test_expected_red(bp_oracle):
+    with pytest.raises(BackpropMismatch):
+        bp_oracle.assert_matches(doubled, max_depth=2)
+
+
+def test_dtype_header(bp_oracle):
+    record = bp_oracle.assert_matches(recording, specs=network_specs(max_depth=2))
+    assert SEEN == {record["dtype"]} == {"float32"}
+
+
+def test_red(bp_oracle):
+    bp_oracle.assert_matches(doubled, max_depth=2)
+"""
+
+
+def test_junit_failures_only_for_failed_tests_dtype_header_and_a_replay_that_runs(tmp_path: Path) -> None:
+    """A red gate inside ``pytest.raises`` once added failed JUnit testcases to a passing run; ``--refbp-dtype
+    float32`` with ``specs=`` once said float32 and ran float64; the replay line needed an unstated PYTHONPATH."""
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_mine.py").write_text(EXPECTED_RED, encoding="utf-8")
+    junit, reports = tmp_path / "junit.xml", tmp_path / "reports"
+    run = _pytest(
+        tmp_path, "--refbp-dtype=float32", "--refbp-cases=4", f"--junitxml={junit}", f"--refbp-report={reports}"
+    )
+    assert run.returncode == 1 and "1 failed, 2 passed" in run.stdout, run.stdout + run.stderr
+    names = set(_testcases(junit))
+    assert {"test_expected_red", "test_dtype_header", "test_red"} <= names
+    extra = names - {"test_expected_red", "test_dtype_header", "test_red"}
+    assert extra and all(name.startswith("test_red[") for name in extra)
+    meta = json.loads((reports / "test_mine-test_dtype_header.json").read_text())["meta"]
+    assert meta["dtype"] == "float32"
+
+    line = next(x for x in run.stdout.splitlines() if "replay: " in x).split("replay: ", 1)[1]
+    assert line.startswith("PYTHONPATH=tests refbp replay '") and line.endswith("--impl test_mine:doubled")
+    command = line.replace(" refbp replay ", f" {sys.executable} -m refbp replay ", 1)
+    env = {k: v for k, v in _env().items() if k != "PYTHONPATH"}  # only what the line itself sets
+    replay = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert replay.returncode == 1, replay.stdout + replay.stderr  # it imported test_mine and found the bug
+    assert "dL/dW (impl~torch): mismatch, max rel err 5.00e-01" in replay.stdout

@@ -10,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oracle.check import check_case
-from oracle.strategies import backprop_inputs, batches, cases, network_specs, parameters
+from oracle.strategies import backprop_inputs, batches, cases, layer_specs, network_specs, parameters
+from oracle.supports import Supports
+from refbp.errors import InputError
 from refbp.spec import LayerSpec, LossSpec, NetworkSpec
 
 FAST = settings(max_examples=40, deadline=None)
@@ -123,21 +125,121 @@ def test_a_user_style_given_test_with_the_three_strategies(bp_reference, data) -
 
 
 @pytest.mark.parametrize(
-    ("bounds", "message"),
+    ("strategy", "kwargs", "message"),
     [
-        ({"activations": []}, "network_specs: activations: expected a non-empty list from identity, sigmoid"),
-        ({"activations": ["relu6"]}, "got ['relu6']"),
-        ({"losses": ["hinge"]}, "network_specs: losses: expected a non-empty list from half_sse"),
-        ({"layouts": ()}, "network_specs: layouts: expected a non-empty list"),
-        ({"min_depth": 3, "max_depth": 2}, "network_specs: min_depth/max_depth: expected 1 <= min <= max, got 3 and 2"),
-        ({"min_width": 0}, "network_specs: min_width/max_width: expected 1 <= min <= max, got 0 and 6"),
+        (network_specs, {"activations": []}, "network_specs: hidden_activations: expected a non-empty list from"),
+        (network_specs, {"activations": ["relu6"]}, "got ['relu6']"),
+        (network_specs, {"losses": ["hinge"]}, "network_specs: losses: expected a non-empty list from half_sse"),
+        (network_specs, {"layouts": ()}, "network_specs: layouts: expected a non-empty list"),
+        (network_specs, {"min_depth": 3, "max_depth": 2}, "network_specs: min_depth: expected at most max_depth = 2"),
+        (network_specs, {"min_width": 0}, "network_specs: min_width: expected an integer from 1 to 256, got 0"),
+        (network_specs, {"max_depth": -1}, "network_specs: max_depth: expected an integer from 1 to 32, got -1"),
+        (network_specs, {"max_width": 10**5}, "network_specs: max_width: expected an integer from 1 to 256"),
+        (network_specs, {"depth": 2}, "network_specs: depth: expected a bound of the random networks"),
+        (network_specs, {"targets": ["labels"], "losses": ["binary_cross_entropy"]}, "targets: expected a form"),
+        (cases, {"max_batch": 0}, "cases: max_batch: expected an integer from 1 to 256, got 0"),
+        (cases, {"specs": [1]}, "cases: specs: expected a hypothesis strategy of NetworkSpec"),
+        (
+            backprop_inputs,
+            {"batch_bounds": {"max_bach": 2}},
+            "backprop_inputs: batch_bounds: expected a dict with keys",
+        ),
+        (layer_specs, {"bias_modes": ["both"]}, "layer_specs: bias_modes: expected a non-empty list"),
     ],
 )
-def test_bad_strategy_bounds_fail_with_a_message_naming_the_argument(bounds: dict, message: str) -> None:
-    @settings(max_examples=1, database=None)
-    @given(network_specs(**bounds))
-    def draw_one(spec: NetworkSpec) -> None:
-        raise AssertionError("nothing should be drawn")
+def test_bad_strategy_arguments_raise_an_input_error_naming_the_argument(strategy, kwargs: dict, message: str) -> None:
+    """Raised when the strategy is built, before hypothesis draws anything (never hypothesis' InvalidArgument)."""
+    with pytest.raises(InputError, match=re.escape(message)):
+        strategy(**kwargs)
 
-    with pytest.raises(ValueError, match=re.escape(message)):
-        draw_one()
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda spec: parameters(spec, min_value=1.0, max_value=0.0), "parameters: min_value: expected at most"),
+        (lambda spec: parameters(spec, max_value=float("nan")), "parameters: max_value: expected a finite number"),
+        (lambda spec: parameters("spec"), "parameters: spec: expected a NetworkSpec"),
+        (lambda spec: batches(spec, min_batch=3, max_batch=2), "batches: min_batch: expected at most max_batch = 2"),
+        (lambda spec: batches(spec, targets=["labels"]), "batches: targets: expected a form"),
+    ],
+)
+def test_bad_parameter_and_batch_bounds_raise_an_input_error(call, message: str) -> None:
+    spec = NetworkSpec(inputs=2, layers=(LayerSpec(2, "softmax"),), loss=LossSpec("softmax_cross_entropy"))
+    with pytest.raises(InputError, match=re.escape(message)):
+        call(spec)
+
+
+NARROW = Supports(
+    layouts=["out_in"],
+    hidden_activations=["tanh"],
+    output_activations=["sigmoid"],
+    losses=["half_sse", "softmax_cross_entropy"],
+    reductions=["mean"],
+    targets=["soft"],
+    bias_modes=["per_unit"],
+    l2=["weights"],
+    dtypes=["float32"],
+    max_depth=3,
+    min_width=2,
+    max_width=3,
+    max_batch=2,
+)
+
+
+@FAST
+@given(cases(supports=NARROW))
+def test_every_drawn_case_lies_inside_the_support_declaration(case) -> None:
+    spec = case.spec
+    assert NARROW.covers(spec) == ""
+    assert spec.layout == "out_in" and spec.dtype == "float32" and spec.loss.reduction == "mean"
+    assert spec.l2.lam > 0 and not spec.l2.include_bias and 1 <= case.batch <= 2
+    assert all(layer.activation == "tanh" for layer in spec.layers[:-1])
+    expected_out = "softmax" if spec.loss.kind == "softmax_cross_entropy" else "sigmoid"
+    assert spec.layers[-1].activation == expected_out
+    if spec.loss.kind == "softmax_cross_entropy":
+        assert spec.loss.targets == "dense" and case.targets == "soft"
+        T = case.materialize().T
+        assert not np.allclose(T.sum(axis=0), 1.0)  # soft targets, whatever the seed's parity
+
+
+@FAST
+@given(network_specs(activations=["sigmoid"], losses=["half_sse", "mse"]))
+def test_activations_restrict_the_output_layer_too(spec) -> None:
+    """``activations=["sigmoid"]`` once left a squared loss with softmax outputs."""
+    assert {layer.activation for layer in spec.layers} == {"sigmoid"}
+
+
+@FAST
+@given(cases(supports={"losses": ["softmax_cross_entropy"], "targets": ["one_hot"]}))
+def test_one_hot_targets_on_every_seed(case) -> None:
+    T = case.materialize().T
+    assert set(np.unique(T)) <= {0.0, 1.0}
+    assert np.all(T.sum(axis=1 - case.spec.batch_axis) == 1.0)
+
+
+@FAST
+@given(cases(network_specs(max_depth=4), max_depth=1, dtype="float32"))
+def test_specs_and_bounds_apply_together(case) -> None:
+    """``specs=`` with ``max_depth=1`` once ignored the bound and drew depths 1 to 4."""
+    assert case.spec.depth == 1 and case.spec.dtype == "float32"
+
+
+def test_bounds_outside_a_declaration_are_refused() -> None:
+    with pytest.raises(InputError, match=re.escape("network_specs: activations: expected names the support")):
+        network_specs(NARROW, activations=["relu"])
+    with pytest.raises(InputError, match=re.escape("min_depth/max_depth: expected a range meeting the declared 1…3")):
+        network_specs(NARROW, min_depth=4)
+    with pytest.raises(InputError, match=re.escape("network_specs: dtype: expected names the support declaration")):
+        network_specs(NARROW, dtype="float64")
+    with pytest.raises(InputError, match="supports: l2_bias: expected a support field"):
+        Supports.from_mapping({"l2_bias": True})
+
+
+def test_a_declaration_loads_from_toml(tmp_path) -> None:
+    path = tmp_path / "supports.toml"
+    path.write_text('layouts = ["in_out"]\nlosses = ["mse"]\nmax_depth = 2\n', encoding="utf-8")
+    declared = Supports.load(path)
+    assert declared.layouts == ("in_out",) and declared.losses == ("mse",) and declared.max_depth == 2
+    path.write_text('layouts = ["sideways"]\n', encoding="utf-8")
+    with pytest.raises(InputError, match=re.escape(f"{path}: layouts: expected a non-empty list from in_out, out_in")):
+        Supports.load(path)

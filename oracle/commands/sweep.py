@@ -15,19 +15,29 @@ HELP = "check random networks three ways (refbp, torch autograd, finite differen
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cases", type=positive_int, default=500, help="number of random cases (default 500)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="hypothesis seed (default 0)")
-    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    parser.add_argument(
+        "--dtype", choices=("float64", "float32"), default=None, help="default float64 (or the declared dtype)"
+    )
     parser.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default reports/)")
     parser.add_argument("--fd", choices=("full", "directional", "off"), default="full", help="finite differences")
     parser.add_argument("--impl", help="check MODULE:FUNCTION (or FILE.py:FUNCTION) instead of refbp")
     parser.add_argument("--device", default=None, help="torch device for the twin: cpu (default) or cuda")
-    parser.add_argument("--max-depth", type=positive_int, default=4, help="layers per network (default up to 4)")
-    parser.add_argument("--max-width", type=positive_int, default=6, help="units per layer (default up to 6)")
+    parser.add_argument(
+        "--supports",
+        type=Path,
+        default=None,
+        metavar="FILE.toml",
+        help="what the implementation supports (default: REFBP_SUPPORTS beside --impl, else everything)",
+    )
+    parser.add_argument("--max-depth", type=positive_int, default=None, help="layers per network (default up to 4)")
+    parser.add_argument("--max-width", type=positive_int, default=None, help="units per layer (default up to 6)")
     parser.add_argument("--no-shrink", action="store_true", help="do not shrink failing cases")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     from oracle.report import write_reports
+    from oracle.supports import DEFAULT_MAX_UNSUPPORTED, unsupported_verdict
     from oracle.sweep import run_sweep
     from oracle.torch_twin import resolve_device
 
@@ -35,28 +45,39 @@ def run(args: argparse.Namespace) -> int:
     if args.device not in (None, "cpu") and device == "cpu":
         note = f"refbp sweep: --device {args.device}: CUDA is not available, the torch twin runs on the CPU"
         print(note, file=sys.stderr)
+    from oracle.gate import gate_strategy
+    from oracle.supports import Supports
+
+    impl: Any = None
     kwargs: dict[str, Any] = {}
     if args.impl:
-        kwargs = {"impl": load_implementation(args.impl), "impl_name": "impl", "impl_ref": args.impl}
+        impl = load_implementation(args.impl)
+        kwargs = {"impl": impl, "impl_name": "impl", "impl_ref": args.impl}
+    supports = Supports.load(args.supports) if args.supports is not None else None
+    bounds = {k: v for k, v in (("max_depth", args.max_depth), ("max_width", args.max_width)) if v is not None}
+    strategy, declared = gate_strategy(impl, None, None, supports, args.dtype, bounds, where="command line")
     result = run_sweep(
         args.cases,
         args.seed,
-        dtype=args.dtype,
         fd=args.fd,
         device=device,
         shrink=not args.no_shrink,
         progress=False if args.quiet else None,
-        max_depth=args.max_depth,
-        max_width=args.max_width,
+        strategy=strategy,
         **kwargs,
     )
     rows = result.rows
+    n_cases = len([c for c in result.cases if not c.startswith("shrunk")])
+    unsupported = [r for r in result.results if any(row.status == "unsupported" for row in r.rows)]
+    verdict = unsupported_verdict(len(unsupported), n_cases, DEFAULT_MAX_UNSUPPORTED)
     meta = {
         "title": "refbp sweep",
         "command": "refbp " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["sweep"] else "refbp sweep",
         "seed": args.seed,
-        "cases": len([c for c in result.cases if not c.startswith("shrunk")]),
-        "dtype": args.dtype,
+        "cases": n_cases,
+        "dtype": ", ".join(sorted({c.spec.dtype for c in result.cases.values()})) or args.dtype or "float64",
+        "supports": declared.describe() if declared is not None else "not declared",
+        "unsupported cases": f"{len(unsupported)} of {n_cases}" if unsupported else "0",
         "fd_mode": args.fd,
         "implementation": args.impl or "refbp",
         "torch device": device,
@@ -68,7 +89,9 @@ def run(args: argparse.Namespace) -> int:
     }
     paths = write_reports(args.out, rows, meta)
     print(summary_text(result, rows, paths))
-    return EXIT_OK if result.passed and not result.interrupted else EXIT_FOUND
+    if verdict:
+        print(verdict)
+    return EXIT_OK if result.passed and not result.interrupted and not verdict else EXIT_FOUND
 
 
 def summary_text(result, rows, paths) -> str:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from gate_demo.mlp import backward_step, forward, loss_gradient
+from gate_demo.mlp import (
+    REFBP_SUPPORTS,  # noqa: F401 - what the gate may draw, read beside backprop
+    backward_step,
+    forward,
+    loss_gradient,
+)
 
 
 def backprop(spec, params, X, T) -> dict[str, np.ndarray]:

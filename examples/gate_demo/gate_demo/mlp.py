@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import numpy as np
 
-SUPPORTED = {
-    "activations": ("identity", "sigmoid", "tanh", "relu"),
-    "bias_modes": ("per_unit", "shared", "none"),
-    "layouts": ("in_out",),
-    "losses": ("half_sse", "mse"),
-    "l2": False,
+#: What the demo implements, in refbp's support-declaration fields (see ``oracle.supports``); refbp's gate
+#: reads ``REFBP_SUPPORTS`` from the module of the function it checks, and draws only such networks.
+REFBP_SUPPORTS = {
+    "layouts": ["in_out"],
+    "hidden_activations": ["identity", "sigmoid", "tanh", "relu"],
+    "output_activations": ["identity", "sigmoid", "tanh", "relu", "softmax"],
+    "losses": ["half_sse", "mse"],
+    "bias_modes": ["per_unit", "shared", "none"],
+    "l2": ["off"],
+    "dtypes": ["float64", "float32"],
+    "max_depth": 3,
+    "max_width": 4,
+    "max_inputs": 3,
 }
 
 

@@ -10,7 +10,7 @@ import importlib
 import os
 
 import numpy as np
-from gate_demo.mlp import SUPPORTED
+from gate_demo.mlp import REFBP_SUPPORTS
 from hypothesis import given, settings
 
 from oracle.strategies import backprop_inputs
@@ -19,12 +19,10 @@ from refbp.spec import LayerSpec, LossSpec, NetworkSpec
 IMPLEMENTATION = os.environ.get("GATE_DEMO_IMPL", "fixed")
 backprop = importlib.import_module(f"gate_demo.backprop_{IMPLEMENTATION}").backprop
 
-BOUNDS = {"max_depth": 3, "max_width": 4, "max_inputs": 3, **SUPPORTED}
-
 
 def test_backprop_on_random_networks(bp_oracle):
-    """Random networks up to 3 layers: ``--refbp-cases`` cases from ``--refbp-seed``."""
-    bp_oracle.assert_matches(backprop, **BOUNDS)
+    """Random networks inside ``REFBP_SUPPORTS`` (up to 3 layers): ``--refbp-cases`` cases from ``--refbp-seed``."""
+    bp_oracle.assert_matches(backprop)
 
 
 def test_backprop_on_the_course_network(bp_oracle):
@@ -38,7 +36,7 @@ def test_backprop_on_the_course_network(bp_oracle):
 
 
 @settings(max_examples=25, deadline=None)
-@given(backprop_inputs(**BOUNDS))
+@given(backprop_inputs(supports=REFBP_SUPPORTS, dtype="float64"))
 def test_gradients_have_the_parameter_shapes(inputs):
     """Hypothesis draws spec, parameters and a batch with refbp's public strategies."""
     spec, params, X, T = inputs
