@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from grading.interfaces import INTERFACES
+from grading.isolation import CHOICES
 from refbp.cli import EXIT_FOUND, EXIT_OK, non_negative_int, positive_int
 from refbp.errors import InputError
 
@@ -46,6 +48,13 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--memory", type=positive_int, default=1024, help="address-space limit in MiB (default 1024)")
     parser.add_argument(
+        "--isolation",
+        choices=CHOICES,
+        default="auto",
+        help="how student code is isolated: namespaces (bubblewrap), user (an unprivileged uid, as root), "
+        "process (no OS boundary, only when asked for); auto (default) = the strongest this machine offers",
+    )
+    parser.add_argument(
         "--allow-import",
         action="append",
         default=[],
@@ -55,14 +64,23 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def limits_from(args: argparse.Namespace) -> SandboxLimits:
-    """The :class:`~grading.sandbox.SandboxLimits` the options ask for."""
+    """The :class:`~grading.sandbox.SandboxLimits` the options ask for, with the isolation level settled.
+
+    A level this machine does not offer is refused here, before any grading; the weakest
+    level prints a warning on stderr.
+    """
+    from grading.isolation import WEAK_WARNING, WEAKEST, choose_level
     from grading.sandbox import BLOCKED_IMPORTS, SandboxLimits
 
+    level = choose_level(args.isolation)
+    if level == WEAKEST:
+        print(WEAK_WARNING, file=sys.stderr)
     return SandboxLimits(
         function_seconds=args.timeout,
         submission_seconds=args.submission_timeout,
         memory_bytes=args.memory << 20,
         blocked_imports=tuple(name for name in BLOCKED_IMPORTS if name not in args.allow_import),
+        isolation=level,
     )
 
 
@@ -127,10 +145,12 @@ def run(args: argparse.Namespace) -> int:
 
 def summary_text(result: SubmissionResult) -> str:
     """The terminal report: the verdict and score, then what fails, one line per check where all its rows agree."""
+    from grading.outputs import isolation_words
+
     verdict = "PASS" if result.passed else "FAIL"
     lines = [
         f"{verdict}: {result.submission}: {result.score:g}/{result.max_score:g} "
-        f"({result.interface}, seed {result.seed})"
+        f"({result.interface}, seed {result.seed}, {isolation_words(result)})"
     ]
     for check, group in itertools.groupby(result.rows, key=lambda row: row.check):
         failing = [row for row in group if not row.passed]

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from grading.checks import CheckRow, evaluate
 from grading.interfaces import INTERFACES, build_plan
-from grading.sandbox import SandboxLimits, run_submission
+from grading.isolation import choose_level
+from grading.sandbox import CheckOutcome, SandboxLimits, SandboxOutcome, run_submission
+from refbp.errors import InputError
 
 
 @dataclass
 class SubmissionResult:
-    """Every row of one submission, and the student's captured output (kept apart from the graded rows)."""
+    """Every row of one submission, and the student's captured output (kept apart from the graded rows).
+
+    ``isolation``: the level the submission ran at (:mod:`grading.isolation`).
+    """
 
     submission: str
     interface: str
@@ -23,6 +28,7 @@ class SubmissionResult:
     rows: list[CheckRow]
     output: str = ""
     functions: tuple[str, ...] = field(default_factory=tuple)
+    isolation: str = ""
 
     @property
     def score(self) -> float:
@@ -42,6 +48,7 @@ class SubmissionResult:
             "submission": self.submission,
             "interface": self.interface,
             "seed": self.seed,
+            "isolation": self.isolation,
             "passed": self.passed,
             "score": self.score,
             "max_score": self.max_score,
@@ -57,7 +64,18 @@ def grade_submission(
     functions = INTERFACES[interface].functions
     run = run_submission(path, functions, [check.child_check() for check in plan], limits or SandboxLimits())
     rows = [row for check in plan for row in evaluate(check, run)]
-    return SubmissionResult(path.name, interface, seed, rows, run.output, functions)
+    return SubmissionResult(path.name, interface, seed, rows, run.output, functions, run.isolation)
+
+
+def failed_grading(path: Path, interface: str, seed: int, error: Exception, isolation: str) -> SubmissionResult:
+    """The result of a submission whose grading raised ``error`` in the grader: every check ``error``, with why."""
+    plan = build_plan(interface, seed)
+    message = f"the grader could not grade this submission ({type(error).__name__}: {error})"[:300]
+    checks = {c.child_check().id: CheckOutcome(c.child_check().id, "error", message=message) for c in plan}
+    functions = INTERFACES[interface].functions
+    run = SandboxOutcome(True, None, frozenset(functions), checks, isolation=isolation)
+    rows = [row for check in plan for row in evaluate(check, run)]
+    return SubmissionResult(path.name, interface, seed, rows, "", functions, isolation)
 
 
 def submissions_in(folder: Path) -> list[Path]:
@@ -77,12 +95,20 @@ def grade_folder(
 
     The checks are built once. Threads suffice: each sandbox is a separate process, and
     the grader only waits on pipes and compares small arrays. ``on_result`` is called as
-    each submission finishes (in completion order).
+    each submission finishes (in completion order). An exception while grading one
+    submission (other than bad input) fails that submission's checks only.
     """
     build_plan(interface, seed)
+    limits = limits or SandboxLimits()
+    limits = replace(limits, isolation=choose_level(limits.isolation))
 
     def one(path: Path) -> SubmissionResult:
-        result = grade_submission(path, interface, seed, limits)
+        try:
+            result = grade_submission(path, interface, seed, limits)
+        except InputError:
+            raise
+        except Exception as err:  # contained: the other submissions are still graded
+            result = failed_grading(path, interface, seed, err, limits.isolation)
         if on_result is not None:
             on_result(result)
         return result

@@ -25,6 +25,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from grading.checks import UNCHANGED, CheckRow
 from grading.grader import SubmissionResult
+from grading.isolation import WEAKEST
 from oracle.report import _write_all_atomically
 
 FORMATS = ("json", "gradescope", "junit", "markdown")
@@ -47,6 +48,12 @@ STATUS_WORDS = {
     "crashed": "crashed the process",
     "not_run": "not run (out of time)",
 }
+
+
+def isolation_words(result: SubmissionResult) -> str:
+    """``"isolation namespaces"``, with the warning when the submission ran without an OS boundary."""
+    text = f"isolation {result.isolation or 'unknown'}"
+    return text + (" (no OS boundary)" if result.isolation == WEAKEST else "")
 
 
 def _json(data: Any) -> str:
@@ -111,7 +118,7 @@ def render_gradescope(result: SubmissionResult) -> str:
     return _json(
         {
             "score": result.score,
-            "output": f"{verdict} Interface {result.interface}, seed {result.seed}.",
+            "output": f"{verdict} Interface {result.interface}, seed {result.seed}, {isolation_words(result)}.",
             "visibility": "visible",
             "stdout_visibility": "hidden",
             "tests": tests,
@@ -131,6 +138,7 @@ def _junit_suite(result: SubmissionResult) -> list[str]:
     lines = [
         f'  <testsuite name={quoteattr(result.submission)} tests="{len(result.rows)}" '
         f'failures="{failures}" errors="{errors}">',
+        f'    <properties><property name="isolation" value={quoteattr(result.isolation)}/></properties>',
     ]
     for row in result.rows:
         classname, name = quoteattr(f"{result.interface}.{row.target}"), quoteattr(f"{row.check}: {row.quantity}")
@@ -246,7 +254,7 @@ def render_markdown(result: SubmissionResult, level: int = 1) -> str:
         f"Score: **{result.score:g} / {result.max_score:g}** — {verdict}.",
         "",
         f"Each function was called on random inputs (interface `{result.interface}`, seed {result.seed}) "
-        "and what it returned was compared with a reference solution.",
+        f"and what it returned was compared with a reference solution; the code ran with {isolation_words(result)}.",
     ]
     if failing and len({(r.status, r.message) for r in result.rows}) == 1:  # one cause for all: say it once
         cause = _sentence(result.rows[0].message)
@@ -298,6 +306,7 @@ def summary_rows(results: Sequence[SubmissionResult]) -> list[dict[str, Any]]:
                 "score": result.score,
                 "max_score": result.max_score,
                 "passed": result.passed,
+                "isolation": result.isolation,
                 "failing": len(failing),
                 "first_failure": f"{first.check}: {first.quantity} ({first.status})" if first else "",
                 "hint": first.diagnosis if first else "",
@@ -312,10 +321,11 @@ def render_summary(results: Sequence[SubmissionResult]) -> str:
     passed = sum(1 for r in rows if r["passed"])
     interface = results[0].interface if results else ""
     seed = results[0].seed if results else 0
+    levels = ", ".join(sorted({isolation_words(r) for r in results}))
     lines = [
         "# Grading summary",
         "",
-        f"{len(rows)} submissions, {passed} pass every check (interface `{interface}`, seed {seed}).",
+        f"{len(rows)} submissions, {passed} pass every check (interface `{interface}`, seed {seed}; {levels}).",
         "",
         "| submission | score | passed | failing | first failure | hint |",
         "|---|---:|---|---:|---|---|",
@@ -349,6 +359,7 @@ def render_folder_json(results: Sequence[SubmissionResult]) -> str:
         {
             "interface": results[0].interface if results else "",
             "seed": results[0].seed if results else 0,
+            "isolation": sorted({r.isolation for r in results}),
             "submissions": len(results),
             "passed": sum(1 for r in results if r.passed),
             "results": [_result_dict(r) for r in results],
