@@ -290,3 +290,36 @@ def fill():
     value = _value(_run(tmp_path, attack(flood), {"fill": ()}, limits)["fill"])
     written, errno = divmod(value, 1000)
     assert written < 10 and errno == 28  # ENOSPC: the private tmpfs is full, not the machine's disk
+
+
+# --- hangs ----------------------------------------------------------------------------------------------------
+
+HANG = """
+import signal
+
+def hang(how):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGXCPU):
+        signal.signal(sig, signal.SIG_IGN)
+    if how == "stop_itself":
+        os.kill(os.getpid(), signal.SIGSTOP)
+    elif how == "block_on_a_pipe":
+        read, _ = os.pipe()
+        os.read(read, 1)
+    elif how == "sleep":
+        time.sleep(10_000)
+    return 1
+
+def fine():
+    return 42
+import time
+"""
+
+
+@pytest.mark.parametrize("how", ["stop_itself", "block_on_a_pipe", "sleep"])
+def test_a_hang_is_a_timeout_and_grading_goes_on(tmp_path, how):
+    limits = SandboxLimits(function_seconds=1.0, submission_seconds=30.0)
+    start = time.monotonic()
+    outcomes = _run(tmp_path, attack(HANG), {"hang": (how,), "fine": ()}, limits)
+    assert outcomes["hang"].state == "timeout" and "1 s" in outcomes["hang"].message
+    assert _value(outcomes["fine"]) == 42
+    assert time.monotonic() - start < 20
