@@ -166,3 +166,49 @@ def test_a_submission_cannot_change_its_neighbours_results(tmp_path):
         assert folder_run[name]["checks"] == alone["checks"], name
     assert folder_run["z_correct"]["passed"] is True and folder_run["z_wrong"]["passed"] is False
     assert installed_digest() == before
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as fh:
+                    fields = fh.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] not in "ZX":
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_grader_killed_from_outside_takes_its_sandbox_with_it(tmp_path):
+    path = tmp_path / "spin.py"
+    path.write_text("def relu_forward(x):\n    while True:\n        pass\n")
+    script = Path(sys.executable).with_name("refbp")
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "refbp"]
+    grader = subprocess.Popen([*command, "check", str(path), "--interface", "layers", "--timeout", "60"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        sandbox: list[int] = []
+        while not sandbox and time.monotonic() < deadline:
+            sandbox = [c for c in _children(grader.pid) if _children(c)]  # bubblewrap, once it has a child
+            time.sleep(0.1)
+        assert sandbox, "no sandbox started"
+        inside = [p for b in sandbox for p in _children(b)]
+    finally:
+        grader.kill()
+        grader.wait()
+    deadline = time.monotonic() + 5
+    while any(os.path.exists(f"/proc/{p}") and not _is_zombie(p) for p in sandbox + inside):
+        assert time.monotonic() < deadline, "the sandbox outlived its grader"
+        time.sleep(0.05)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rpartition(")")[2].split()[0] in "ZX"
+    except OSError:
+        return True

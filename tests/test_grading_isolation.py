@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,32 @@ def test_the_seccomp_program_is_well_formed_and_ends_by_allowing():
         denied = {k for code, _, _, k in instructions if code == 0x15}
         assert {101, 310, 311, 165, 272, 308, 246, 321} <= denied  # ptrace, process_vm_*, mount, unshare, …
         assert (57 in denied) is not allow  # fork
+
+
+def test_every_process_of_a_fresh_uid_is_killed_even_in_new_sessions():
+    """The user level's clean-up: ``kill(-1)`` as the child's uid reaches processes that left every group."""
+    import subprocess
+
+    uid = isolation.fresh_uid()
+    script = "setsid /bin/sleep 876.5 & (setsid /bin/sh -c '/bin/sleep 876.5 & exit' &) ; exit 0"
+    starter = subprocess.Popen(["/bin/sh", "-c", script], user=uid, group=uid, extra_groups=[], cwd="/",
+                               env={"PATH": "/usr/bin:/bin"}, start_new_session=True)  # fmt: skip
+    starter.wait(10)
+    deadline = time.monotonic() + 5
+    while len(isolation.processes_of(uid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(isolation.processes_of(uid)) >= 2  # two sleepers, each in a session of its own
+    isolation.kill_uid(uid)
+    assert isolation.processes_of(uid) == []
+    assert isolation.fresh_uid() >= 1_000_000_000
+
+
+def test_the_user_level_grades_or_is_refused_with_its_reason():
+    reason = isolation.unavailable_reason("user")
+    if reason is not None:  # e.g. not root, or the interpreter lives under a folder other users cannot enter
+        with pytest.raises(InputError, match="--isolation: expected a machine that offers user isolation"):
+            isolation.choose_level("user")
+        return
+    limits = SandboxLimits(function_seconds=5.0, isolation="user")
+    result = grade_submission(CORRECT, "layers", 0, limits)
+    assert result.passed and result.isolation == "user"
