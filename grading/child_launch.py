@@ -22,6 +22,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -122,6 +123,35 @@ def _start_namespaces(runner, work_files, child_args, pass_fds, allowed, blocked
         if seccomp_read is not None:
             os.close(seccomp_read)
     return Launched(proc, "namespaces", token, since, info_fd=info_read)
+
+
+def threads_of_this_user() -> int:
+    """Processes (threads included, as ``RLIMIT_NPROC`` counts them) of this user now."""
+    uid = str(os.getuid())
+    count = 0
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError), open(f"/proc/{entry.name}/status") as fh:
+                    fields = dict(line.split(":", 1) for line in fh if ":" in line)
+                    if fields.get("Uid", "").split()[:1] == [uid]:
+                        count += int(fields.get("Threads", "1"))
+    return count
+
+
+def feed(fd: int, data: bytes) -> threading.Thread:
+    """Write ``data`` to the pipe ``fd`` from a thread, then close it (a child that dies or never reads ends it)."""
+
+    def write() -> None:
+        with contextlib.suppress(OSError):
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        os.close(fd)
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    return thread
 
 
 def watch_namespace(launched: Launched, timeout: float = 10.0) -> None:

@@ -15,14 +15,12 @@ process of the submission is left.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import selectors
 import shutil
 import signal
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -256,7 +254,7 @@ def _request(module: str, functions: Sequence[str], checks: Sequence[ChildCheck]
 def _rlimits(box: _Box, seconds: float) -> dict[str, int]:
     limits = box.limits
     # A fresh uid or user namespace counts only the child's processes; a plain process shares the grader's uid.
-    processes = limits.processes if box.level != "process" else _user_process_count() + limits.processes
+    processes = limits.processes if box.level != "process" else child_launch.threads_of_this_user() + limits.processes
     return {
         "RLIMIT_CPU": int(seconds) + 2,
         "RLIMIT_AS": limits.memory_bytes,
@@ -264,35 +262,6 @@ def _rlimits(box: _Box, seconds: float) -> dict[str, int]:
         "RLIMIT_NPROC": processes,
         "RLIMIT_CORE": 0,
     }
-
-
-def _user_process_count() -> int:
-    """Processes (threads included, as ``RLIMIT_NPROC`` counts them) of this user now."""
-    uid = str(os.getuid())
-    count = 0
-    with contextlib.suppress(OSError):
-        for entry in os.scandir("/proc"):
-            if entry.name.isdigit():
-                with contextlib.suppress(OSError), open(f"/proc/{entry.name}/status") as fh:
-                    fields = dict(line.split(":", 1) for line in fh if ":" in line)
-                    if fields.get("Uid", "").split()[:1] == [uid]:
-                        count += int(fields.get("Threads", "1"))
-    return count
-
-
-def _feed(fd: int, data: bytes) -> threading.Thread:
-    """Write ``data`` to the pipe ``fd`` from a thread, then close it (a child that dies or never reads ends it)."""
-
-    def write() -> None:
-        with contextlib.suppress(OSError):
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        os.close(fd)
-
-    thread = threading.Thread(target=write, daemon=True)
-    thread.start()
-    return thread
 
 
 def _run_child(
@@ -338,7 +307,7 @@ def _run_child(
     finally:
         for fd in (write_out, request_read, log_write):
             os.close(fd)
-    feeder = _feed(request_write, request)
+    feeder = child_launch.feed(request_write, request)
     drain = output.drain(log_read)
     reader = _Reader(read_out)
     current: ChildCheck | None = None
