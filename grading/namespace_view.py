@@ -25,6 +25,7 @@ on ``--info-fd``) kills every process the submission started.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import re
@@ -136,7 +137,8 @@ def _inside(path: str, tree: str) -> bool:
     return path == tree or path.startswith(tree.rstrip("/") + "/")
 
 
-def _hidden_folders(trees: Sequence[str]) -> list[str]:
+@functools.cache
+def _hidden_folders(trees: tuple[str, ...]) -> list[str]:
     """Folders inside the bound trees that could hold the grader or other packages: each gets an empty tmpfs."""
     candidates = [str(p) for p in package_folders(HIDDEN_PACKAGES)]
     base = {"base": sys.base_prefix, "platbase": sys.base_prefix}
@@ -180,7 +182,7 @@ def command(
     prefix = os.path.realpath(sys.base_prefix)
     if prefix in trees and not prefix.startswith("/usr"):
         args += ["--ro-bind", prefix, prefix]
-    for folder in _hidden_folders(trees):
+    for folder in _hidden_folders(tuple(trees)):
         args += ["--tmpfs", folder, "--remount-ro", folder]
     args += ["--proc", "/proc", "--dev", "/dev", "--ro-bind", str(runner), RUNNER]
     site = [p for p in with_dependencies(["numpy", *allowed]) if p not in blocked] if allowed else ["numpy"]
