@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+from grading_attacks import GUARD_OFF
 
 from grading import child_launch
 from grading.sandbox import Call, ChildCheck, SandboxLimits, run_submission
@@ -118,3 +119,23 @@ def test_a_token_holder_is_killed_and_a_new_process_without_environment_counts_a
         for proc in (marked, blank):
             proc.kill()
             proc.wait()
+
+
+def test_threads_still_work_where_processes_are_refused(tmp_path):
+    path = tmp_path / "threads.py"
+    path.write_text(
+        GUARD_OFF + "import os, threading\n"
+        "def f():\n"
+        "    out = []\n"
+        "    workers = [threading.Thread(target=lambda i=i: out.append(i * i)) for i in range(4)]\n"
+        "    [w.start() for w in workers]\n"
+        "    [w.join() for w in workers]\n"
+        "    try:\n"
+        "        os.fork()\n"
+        "    except OSError as err:\n"
+        "        return sum(out), err.errno\n"
+        "    return sum(out), 0\n"
+    )
+    run = run_submission(path, ["f"], [ChildCheck("f", (Call("f", ()),), {})])
+    total, errno = run.checks["f"].results[0]
+    assert int(total) == 0 + 1 + 4 + 9 and int(errno) == 1  # EPERM from the seccomp filter, not the audit hook
