@@ -128,3 +128,15 @@ def test_an_exception_grading_one_submission_is_contained_to_it(tmp_path, monkey
     assert all("RuntimeError: disk on fire" in r.message for r in results[1].rows)
     assert results[1].max_score == results[0].max_score and results[1].score == 0
     np.testing.assert_equal(results[0].score, results[2].score)
+
+
+def test_a_forged_import_report_fails_every_check_with_a_plain_message(tmp_path):
+    source = attack(FORGE) + (
+        "\n_send(json.dumps({'type': 'imported', 'ok': True, 'defined': {'relu_forward': 1}, 'arrays': []}).encode())\n"
+        + "def relu_forward(x):\n    return x, x\n"
+    )
+    path = tmp_path / "forger.py"
+    path.write_text(source)
+    result = grader.grade_submission(path, "layers", 0, SandboxLimits(function_seconds=5.0))
+    assert {r.status for r in result.rows} == {"error"} and result.score == 0
+    assert "sent a malformed message (the list of defined functions is not a list of names)" in result.rows[0].message
