@@ -139,3 +139,26 @@ def test_threads_still_work_where_processes_are_refused(tmp_path):
     run = run_submission(path, ["f"], [ChildCheck("f", (Call("f", ()),), {})])
     total, errno = run.checks["f"].results[0]
     assert int(total) == 0 + 1 + 4 + 9 and int(errno) == 1  # EPERM from the seccomp filter, not the audit hook
+
+
+def test_support_files_sit_read_only_beside_the_submission_and_import(tmp_path):
+    helper = tmp_path / "support" / "dnn_utils_v2.py"
+    helper.parent.mkdir()
+    helper.write_text("import numpy as np\n\ndef sigmoid(z):\n    return 1 / (1 + np.exp(-z))\n")
+    path = tmp_path / "student.py"
+    path.write_text(
+        "from dnn_utils_v2 import sigmoid\n"
+        "def f(z):\n"
+        "    try:\n"
+        "        open('dnn_utils_v2.py', 'a').write('# changed')\n"
+        "        changed = 1\n"
+        "    except OSError:\n"
+        "        changed = 0\n"
+        "    return sigmoid(z), changed\n"
+    )
+    z = np.array([-1.0, 0.0, 2.0])
+    run = run_submission(path, ["f"], [ChildCheck("f", (Call("f", ({"input": "z"},)),), {"z": z})], support=[helper])
+    value, changed = run.checks["f"].results[0]
+    np.testing.assert_allclose(value, 1 / (1 + np.exp(-z)))
+    assert int(changed) == 0
+    assert helper.read_text().endswith("np.exp(-z))\n")
