@@ -5,7 +5,9 @@ Inside the sandbox (paths the child sees)::
     /usr, /bin, /lib, /lib64   the system, read-only (symlinks stay symlinks)
     <Python's prefix>          the interpreter and its standard library, read-only, at its real path
                                (Python finds its standard library from where its binary lies);
-                               any site-packages folder under it is hidden by an empty tmpfs
+                               any site-packages folder under it or /usr, and the grader's own
+                               packages or source checkout where they lie inside the view, are
+                               hidden by an empty read-only tmpfs
     /box/runner                child.py and wire.py, read-only (copies made by the grader)
     /box/site                  numpy and its bundled libraries, read-only (plus packages
                                a course allows with --allow-import)
@@ -138,7 +140,7 @@ def _inside(path: str, tree: str) -> bool:
 
 
 @functools.cache
-def _hidden_folders(trees: tuple[str, ...]) -> list[str]:
+def hidden_folders(trees: tuple[str, ...]) -> list[str]:
     """Folders inside the bound trees that could hold the grader or other packages: each gets an empty tmpfs."""
     candidates = [str(p) for p in package_folders(HIDDEN_PACKAGES)]
     base = {"base": sys.base_prefix, "platbase": sys.base_prefix}
@@ -148,8 +150,13 @@ def _hidden_folders(trees: tuple[str, ...]) -> list[str]:
             for entry in os.scandir(root):
                 if entry.name.startswith("python"):
                     candidates += [f"{entry.path}/site-packages", f"{entry.path}/dist-packages"]
+    for folder in package_folders(("grading",)):  # a source checkout holds tests and solutions too
+        if (folder.parent / "pyproject.toml").is_file():
+            candidates.append(str(folder.parent))
     found = {os.path.realpath(c) for c in candidates if os.path.isdir(c)}
-    return sorted(f for f in found if any(_inside(f, t) for t in trees))
+    inside = sorted(f for f in found if any(_inside(f, t) for t in trees))
+    # A folder under one already hidden is gone with it (and could not be mounted on anyway).
+    return [f for f in inside if not any(f != g and _inside(f, g) for g in inside)]
 
 
 def command(
@@ -182,7 +189,7 @@ def command(
     prefix = os.path.realpath(sys.base_prefix)
     if prefix in trees and not prefix.startswith("/usr"):
         args += ["--ro-bind", prefix, prefix]
-    for folder in _hidden_folders(tuple(trees)):
+    for folder in hidden_folders(tuple(trees)):
         args += ["--tmpfs", folder, "--remount-ro", folder]
     args += ["--proc", "/proc", "--dev", "/dev", "--ro-bind", str(runner), RUNNER]
     site = [p for p in with_dependencies(["numpy", *allowed]) if p not in blocked] if allowed else ["numpy"]

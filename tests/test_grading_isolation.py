@@ -136,3 +136,12 @@ def test_the_user_level_grades_or_is_refused_with_its_reason():
     limits = SandboxLimits(function_seconds=5.0, isolation="user")
     result = grade_submission(CORRECT, "layers", 0, limits)
     assert result.passed and result.isolation == "user"
+
+
+def test_a_grader_installed_inside_the_bound_system_is_hidden_whole():
+    """Were the grader's source checkout inside a bound tree (under /usr, say), an empty tmpfs covers all of it."""
+    checkout = str(Path(namespace_view.__file__).resolve().parent.parent)
+    hidden = namespace_view.hidden_folders(("/usr", checkout))
+    assert checkout in hidden  # with tests/ and every solution in it, not only grading/
+    assert not any(f != g and f.startswith(g + "/") for f in hidden for g in hidden)  # nothing mounted twice
+    assert checkout not in namespace_view.hidden_folders(("/usr",))
