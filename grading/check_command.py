@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from grading.assignment import ALIASES
 from grading.interfaces import INTERFACES
+from grading.isolation import CHOICES
 from refbp.cli import EXIT_FOUND, EXIT_OK, non_negative_int, positive_int
 from refbp.errors import InputError
 
@@ -75,6 +77,13 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--memory", type=positive_int, default=1024, help="address-space limit in MiB (default 1024)")
     parser.add_argument(
+        "--isolation",
+        choices=CHOICES,
+        default="auto",
+        help="how student code is isolated: namespaces (bubblewrap), user (an unprivileged uid, as root), "
+        "process (no OS boundary, only when asked for); auto (default) = the strongest this machine offers",
+    )
+    parser.add_argument(
         "--allow-import",
         action="append",
         default=[],
@@ -92,14 +101,23 @@ def assignment_from(args: argparse.Namespace) -> Assignment:
 
 
 def limits_from(args: argparse.Namespace, allowed: tuple[str, ...] = ()) -> SandboxLimits:
-    """The :class:`~grading.sandbox.SandboxLimits` the options ask for (``allowed``: the assignment's imports)."""
+    """The :class:`~grading.sandbox.SandboxLimits` the options ask for, with the isolation level settled.
+
+    ``allowed``: the assignment's imports. A level this machine does not offer is refused
+    here, before any grading; the weakest level prints a warning on stderr.
+    """
+    from grading.isolation import WEAK_WARNING, WEAKEST, choose_level
     from grading.sandbox import BLOCKED_IMPORTS, SandboxLimits
 
+    level = choose_level(args.isolation)
+    if level == WEAKEST:
+        print(WEAK_WARNING, file=sys.stderr)
     return SandboxLimits(
         function_seconds=args.timeout,
         submission_seconds=args.submission_timeout,
         memory_bytes=args.memory << 20,
         blocked_imports=tuple(name for name in BLOCKED_IMPORTS if name not in (*args.allow_import, *allowed)),
+        isolation=level,
     )
 
 
@@ -172,10 +190,12 @@ def summary_text(result: SubmissionResult) -> str:
     Rows of one check that fail alike make one line; a line that recurs across checks (one
     import error behind every check, say) is printed once with the number of checks.
     """
+    from grading.outputs import isolation_words
+
     verdict = "PASS" if result.passed else "FAIL"
     lines = [
         f"{verdict}: {result.submission}: {result.score:g}/{result.max_score:g} "
-        f"({result.assignment or result.interface}, seed {result.seed})"
+        f"({result.assignment or result.interface}, seed {result.seed}, {isolation_words(result)})"
     ]
     lines += [f"  note: {note}" for note in result.notes]
     seen: dict[tuple[str, str, str], list[str]] = {}

@@ -1,10 +1,13 @@
 """The sandboxed child: load one submission, call its functions, send the raw results back.
 
-Run as a script (``python -I grading/child.py READ_FD WRITE_FD LIMITS_JSON``), never
-imported as part of the package. In order, it
+Run as a script (``python -I child.py READ_FD WRITE_FD LIMITS_JSON``) from a copy of this
+file and :mod:`wire` in a folder of their own, never imported as part of the package. The
+OS isolates it (:mod:`grading.isolation`); the audit hook below only turns the commonest
+attempts into clear messages for the student, and is no boundary. In order, it
 
 1. applies the resource limits (CPU seconds, address space, file size, processes, no core);
-2. imports :mod:`wire` (and with it NumPy) from its own folder, then forgets that folder;
+2. imports :mod:`wire` (and with it NumPy) from its own folder, then forgets that folder
+   and puts the working folder (the submission and its support files) on ``sys.path``;
 3. reads the request: the submission file, the functions to call and their input arrays;
 4. installs an audit hook that refuses blocked imports (the reference packages, torch),
    opening files inside them, starting processes, sending signals, ``ctypes`` and sockets;
@@ -36,10 +39,11 @@ LIMITS = json.loads(sys.argv[3])
 _apply_limits(LIMITS["rlimits"])
 READ_FD, WRITE_FD = int(sys.argv[1]), int(sys.argv[2])
 _HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, _HERE)
+sys.path[:0] = [_HERE, *LIMITS["path"]]  # this folder for wire, then where NumPy lies in a namespaces sandbox
 import wire  # noqa: E402  (after the limits, from this folder)
 
 sys.path.remove(_HERE)
+sys.path.insert(0, "")  # the working folder: the submission's support files import from there
 
 _write_message = wire.write_message
 _encode_tree = wire.encode_tree

@@ -11,7 +11,7 @@ import dataclasses
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ from grading.assignment import Assignment, resolve
 from grading.assignment_plan import assignment_plan, called_functions
 from grading.checks import CheckRow, evaluate
 from grading.conventions import normalise_grads
-from grading.sandbox import SandboxLimits, SandboxOutcome, run_submission
+from grading.isolation import choose_level
+from grading.sandbox import CheckOutcome, SandboxLimits, SandboxOutcome, run_submission
 from grading.submission_source import PreparedSource, prepare
 from refbp.errors import InputError
 
@@ -32,7 +33,8 @@ class SubmissionResult:
     """Every row of one submission, the notes on how it was loaded, and its captured output.
 
     ``interface`` is the assignment's style, ``assignment`` its name; ``label`` names the
-    submission in output paths (a student's folder name in a one-folder-per-student layout).
+    submission in output paths (a student's folder name in a one-folder-per-student layout);
+    ``isolation`` is the level the submission ran at (:mod:`grading.isolation`).
     """
 
     submission: str
@@ -44,6 +46,7 @@ class SubmissionResult:
     assignment: str = ""
     notes: list[str] = field(default_factory=list)
     label: str = ""
+    isolation: str = ""
 
     @property
     def stem(self) -> str:
@@ -69,6 +72,7 @@ class SubmissionResult:
             "assignment": self.assignment or self.interface,
             "interface": self.interface,
             "seed": self.seed,
+            "isolation": self.isolation,
             "passed": self.passed,
             "score": self.score,
             "max_score": self.max_score,
@@ -115,6 +119,7 @@ def grade_submission(
     (default: the assignment's, else ``defs`` for a notebook and ``all`` for a ``.py``).
     """
     spec = _assignment(assignment)
+    limits = limits or SandboxLimits()
     plan = assignment_plan(spec, seed)
     functions = called_functions(plan)
     helpers = [*spec.support, *support]
@@ -129,7 +134,7 @@ def grade_submission(
             source = Path(folder) / prepared.name
             source.write_text(prepared.text, encoding="utf-8")
             checks = [check.child_check() for check in plan]
-            run = run_submission(source, functions, checks, limits or SandboxLimits(), support=helpers)
+            run = run_submission(source, functions, checks, limits, support=helpers)
         _where_in_source(run, prepared)
     rows = []
     for check in plan:
@@ -140,7 +145,22 @@ def grade_submission(
                 notes.append(note)
         rows += evaluate(check, run)
     names = tuple(f.name for f in spec.functions)
-    return SubmissionResult(path.name, spec.style, seed, rows, run.output, names, spec.name, notes, label)
+    isolation = run.isolation or limits.isolation
+    return SubmissionResult(path.name, spec.style, seed, rows, run.output, names, spec.name, notes, label, isolation)
+
+
+def failed_grading(
+    path: Path, assignment: str | Assignment, seed: int, error: Exception, isolation: str, label: str = ""
+) -> SubmissionResult:
+    """The result of a submission whose grading raised ``error`` in the grader: every check ``error``, with why."""
+    spec = _assignment(assignment)
+    plan = assignment_plan(spec, seed)
+    message = f"the grader could not grade this submission ({type(error).__name__}: {error})"[:300]
+    checks = {c.child_check().id: CheckOutcome(c.child_check().id, "error", message=message) for c in plan}
+    run = SandboxOutcome(True, None, frozenset(called_functions(plan)), checks, isolation=isolation)
+    rows = [row for check in plan for row in evaluate(check, run)]
+    names = tuple(f.name for f in spec.functions)
+    return SubmissionResult(path.name, spec.style, seed, rows, "", names, spec.name, [], label, isolation)
 
 
 def _candidates(folder: Path) -> list[Path]:
@@ -213,14 +233,22 @@ def grade_folder(
 
     The checks are built once. Threads suffice: each sandbox is a separate process, and
     the grader only waits on pipes and compares small arrays. ``on_result`` is called as
-    each submission finishes (in completion order).
+    each submission finishes (in completion order). An exception while grading one
+    submission (other than bad input) fails that submission's checks only.
     """
     spec = _assignment(assignment)
     assignment_plan(spec, seed)
+    limits = limits or SandboxLimits()
+    limits = replace(limits, isolation=choose_level(limits.isolation))
     items = [p if isinstance(p, Submission) else Submission(Path(p), "") for p in paths]
 
     def one(item: Submission) -> SubmissionResult:
-        result = grade_submission(item.path, spec, seed, limits, support=support, load=load, label=item.label)
+        try:
+            result = grade_submission(item.path, spec, seed, limits, support=support, load=load, label=item.label)
+        except InputError:
+            raise
+        except Exception as err:  # contained: the other submissions are still graded
+            result = failed_grading(item.path, spec, seed, err, limits.isolation, item.label)
         if item.label and item.label != Path(item.path).stem:
             result = dataclasses.replace(result, submission=f"{item.label}/{item.path.name}")
         if on_result is not None:

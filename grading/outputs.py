@@ -25,6 +25,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from grading.checks import UNCHANGED, CheckRow
 from grading.grader import SubmissionResult
+from grading.isolation import WEAKEST
 from oracle.report import _write_all_atomically
 
 FORMATS = ("json", "gradescope", "junit", "markdown")
@@ -49,6 +50,12 @@ STATUS_WORDS = {
     "not_run": "not run (out of time)",
     "warn": "warning",
 }
+
+
+def isolation_words(result: SubmissionResult) -> str:
+    """``"isolation namespaces"``, with the warning when the submission ran without an OS boundary."""
+    text = f"isolation {result.isolation or 'unknown'}"
+    return text + (" (no OS boundary)" if result.isolation == WEAKEST else "")
 
 
 def _json(data: Any) -> str:
@@ -114,7 +121,8 @@ def render_gradescope(result: SubmissionResult) -> str:
     return _json(
         {
             "score": result.score,
-            "output": f"{verdict} Assignment {result.assignment or result.interface}, seed {result.seed}.{notes}",
+            "output": f"{verdict} Assignment {result.assignment or result.interface}, seed {result.seed}, "
+            f"{isolation_words(result)}.{notes}",
             "visibility": "visible",
             "stdout_visibility": "hidden",
             "tests": tests,
@@ -134,6 +142,7 @@ def _junit_suite(result: SubmissionResult) -> list[str]:
     lines = [
         f'  <testsuite name={quoteattr(result.submission)} tests="{len(result.rows)}" '
         f'failures="{failures}" errors="{errors}">',
+        f'    <properties><property name="isolation" value={quoteattr(result.isolation)}/></properties>',
     ]
     for row in result.rows:
         classname, name = quoteattr(f"{result.interface}.{row.target}"), quoteattr(f"{row.check}: {row.quantity}")
@@ -253,7 +262,8 @@ def render_markdown(result: SubmissionResult, level: int = 1) -> str:
         f"Score: **{result.score:g} / {result.max_score:g}** — {verdict}.",
         "",
         f"Each function was called on random inputs (assignment `{result.assignment or result.interface}`, "
-        f"seed {result.seed}) and what it returned was compared with a reference solution.",
+        f"seed {result.seed}) and what it returned was compared with a reference solution; "
+        f"the code ran with {isolation_words(result)}.",
     ]
     if result.notes:
         lines += ["", f"{h}# How your file was read", "", *(f"- {_sentence(note)}" for note in result.notes)]
@@ -320,6 +330,7 @@ def summary_rows(results: Sequence[SubmissionResult]) -> list[dict[str, Any]]:
                 "score": result.score,
                 "max_score": result.max_score,
                 "passed": result.passed,
+                "isolation": result.isolation,
                 "failing": len({r.check for r in failing}),
                 "warnings": sum(1 for r in result.rows if r.status == "warn"),
                 "first_failure": first_text,
@@ -335,10 +346,11 @@ def render_summary(results: Sequence[SubmissionResult]) -> str:
     passed = sum(1 for r in rows if r["passed"])
     assignment = (results[0].assignment or results[0].interface) if results else ""
     seed = results[0].seed if results else 0
+    levels = ", ".join(sorted({isolation_words(r) for r in results}))
     lines = [
         "# Grading summary",
         "",
-        f"{len(rows)} submissions, {passed} pass every check (assignment `{assignment}`, seed {seed}).",
+        f"{len(rows)} submissions, {passed} pass every check (assignment `{assignment}`, seed {seed}; {levels}).",
         "",
         "| submission | score | passed | failing checks | warnings | first failure | hint |",
         "|---|---:|---|---:|---:|---|---|",
@@ -374,6 +386,7 @@ def render_folder_json(results: Sequence[SubmissionResult]) -> str:
             "assignment": (results[0].assignment or results[0].interface) if results else "",
             "interface": results[0].interface if results else "",
             "seed": results[0].seed if results else 0,
+            "isolation": sorted({r.isolation for r in results}),
             "submissions": len(results),
             "passed": sum(1 for r in results if r.passed),
             "results": [_result_dict(r) for r in results],

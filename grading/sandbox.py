@@ -1,31 +1,26 @@
-"""Run one submission in a child process with limits, and collect what its functions returned.
+"""Run one submission in an isolated child process, and collect what its functions returned.
 
-The child (:mod:`grading.child`, started as a script with ``python -I``) gets its own
-temporary working directory, a scrubbed environment, no stdin, and resource limits. The
-grader talks to it over two dedicated file descriptors (never stdout, which the
-submission may print to): the request goes in through a file, the results come back over
-a pipe in the :mod:`grading.wire` format. The grader enforces a wall-clock deadline per
-check and per submission; when a check overruns or the child dies, the process group is
-killed and a fresh child carries on with the remaining checks. Afterwards, always, the
-whole process group is killed and any process still carrying this run's token in its
-environment (one that escaped the group) is killed too, looking again at any process that
-started during the run and is caught inside ``execve`` (:func:`_kill_token_holders`).
+The child (:mod:`grading.child`, started as a script with ``python -I``) runs at one
+isolation level (:mod:`grading.isolation`: bubblewrap namespaces, an unprivileged uid, or
+a plain process), in a private working folder holding only the submission and its
+support files, with a scrubbed environment, no stdin and resource limits. The grader
+talks to it over two inherited pipes (never stdout, which the submission may print to):
+the request goes in through one, the results come back over the other in the
+:mod:`grading.wire` format, read defensively (:mod:`grading.child_messages`). The grader
+enforces a wall-clock deadline per check and per submission; when a check overruns or the
+child dies, every process of the child is killed (:func:`grading.child_launch.stop`) and a
+fresh child carries on with the remaining checks. ``run_submission`` returns only once no
+process of the submission is left.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import json
 import os
-import secrets
 import selectors
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,17 +29,22 @@ from typing import Any
 
 import numpy as np
 
-from grading import wire
+from grading import child_launch, child_messages, isolation, namespace_view, wire
+from grading.child_output import Output
 
-CHILD_SCRIPT = Path(__file__).with_name("child.py")
+#: The two files of the child runner, copied next to each other into every sandbox.
+RUNNER_FILES = (Path(__file__).with_name("child.py"), Path(__file__).with_name("wire.py"))
 #: Packages a submission may not import by default: the reference itself and torch.
 BLOCKED_IMPORTS = ("torch", "refbp", "oracle", "grading")
-_TOKEN_VARIABLE = "REFBP_SANDBOX_TOKEN"
 
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    """Limits of one sandboxed run (seconds, bytes, characters)."""
+    """Limits of one sandboxed run (seconds, bytes, characters), and the isolation level asked for.
+
+    ``isolation``: ``auto``, ``namespaces``, ``user`` or ``process`` (see :mod:`grading.isolation`).
+    ``scratch_bytes``: the size of the private tmpfs (namespaces level).
+    """
 
     function_seconds: float = 10.0
     submission_seconds: float = 120.0
@@ -56,6 +56,8 @@ class SandboxLimits:
     max_array_bytes: int = 16 << 20
     allow_processes: bool = False
     blocked_imports: tuple[str, ...] = BLOCKED_IMPORTS
+    isolation: str = "auto"
+    scratch_bytes: int = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,9 @@ class CheckOutcome:
     """What came back for one check.
 
     ``state``: ``done`` (every call returned, or one raised — see ``error``), ``timeout``,
-    ``crashed`` (the child died during the check) or ``not_run`` (out of time before it).
-    ``results`` holds the decoded return value of each call that returned.
+    ``crashed`` (the child died during the check), ``error`` (it sent a malformed message)
+    or ``not_run`` (out of time before it). ``results`` holds the decoded return value of
+    each call that returned.
     """
 
     id: str
@@ -100,13 +103,17 @@ class CheckOutcome:
 
 @dataclass
 class SandboxOutcome:
-    """The whole run: whether the submission imported, which functions it defines, each check's outcome."""
+    """The whole run: whether the submission imported, which functions it defines, each check's outcome.
+
+    ``isolation`` is the level the child ran at.
+    """
 
     imported: bool
     import_error: dict[str, str] | None
     defined: frozenset[str]
     checks: dict[str, CheckOutcome]
     output: str = ""
+    isolation: str = ""
 
 
 class _DeadlineError(Exception):
@@ -132,6 +139,17 @@ class _Reader:
         self._selector.close()
 
 
+@dataclass
+class _Box:
+    """One submission's folders on the grader's side and its fixed settings."""
+
+    root: Path
+    work_files: list[Path]
+    level: str
+    limits: SandboxLimits
+    uid: int | None
+
+
 def run_submission(
     path: Path,
     functions: Sequence[str],
@@ -140,25 +158,20 @@ def run_submission(
     *,
     support: Sequence[Path] = (),
 ) -> SandboxOutcome:
-    """Run ``checks`` against the submission at ``path`` in sandboxed children (see the module docstring).
+    """Run ``checks`` against the submission at ``path`` in isolated children (see the module docstring).
 
-    ``support`` files (course helper modules) are copied read-only beside the submission, in
-    the child's working folder, which is on the child's ``sys.path``.
+    ``support``: files copied read-only into the submission's folder (its working
+    directory, on its ``sys.path``), so that it can import them.
     """
     limits = limits or SandboxLimits()
+    level = isolation.choose_level(limits.isolation)
     root = Path(tempfile.mkdtemp(prefix="refbp-grade-"))
+    uid = isolation.fresh_uid() if level == "user" else None
     try:
-        work, private = root / "work", root / "private"
-        work.mkdir()
-        private.mkdir()
-        for helper in support:
-            if helper.name != path.name:
-                shutil.copyfile(helper, work / helper.name)
-                (work / helper.name).chmod(0o444)
-        shutil.copyfile(path, work / path.name)
-        outcome = SandboxOutcome(imported=False, import_error=None, defined=frozenset(), checks={})
+        box = _Box(root, _prepare(root, [Path(path), *(Path(s) for s in support if Path(s).name != Path(path).name)], uid), level, limits, uid)
+        outcome = SandboxOutcome(False, None, frozenset(), {}, isolation=level)
         pending = list(checks)
-        output = _Output(limits.output_chars * 4)
+        output = Output(limits.output_chars * 4)
         started = time.monotonic()
         first = True
         while pending or first:
@@ -169,7 +182,7 @@ def run_submission(
                         check.id, "not_run", message="out of time for the submission"
                     )
                 break
-            done = _run_child(work, private, path.name, functions, pending, limits, left, outcome, first, output)
+            done = _run_child(box, Path(path).name, functions, pending, left, outcome, first, output)
             first = False
             if not outcome.imported:
                 break
@@ -177,7 +190,33 @@ def run_submission(
         outcome.output = output.text(limits.output_chars)
         return outcome
     finally:
+        if uid is not None:
+            isolation.kill_uid(uid)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _prepare(root: Path, files: Sequence[Path], uid: int | None) -> list[Path]:
+    """``root/runner`` (the child runner) and ``root/work`` (copies of ``files``); the copies' paths.
+
+    At the user level the work folder belongs to ``uid`` and the rest is readable by it.
+    """
+    runner, work = root / "runner", root / "work"
+    runner.mkdir()
+    work.mkdir()
+    for source in RUNNER_FILES:
+        shutil.copyfile(source, runner / source.name)
+    copies = []
+    for source in files:
+        copies.append(work / source.name)
+        shutil.copyfile(source, copies[-1])
+    if uid is not None:
+        for item in (root, runner, *runner.iterdir()):
+            item.chmod(0o755 if item.is_dir() else 0o644)
+        root.chmod(0o711)
+        for item in (work, *copies):
+            os.chown(item, uid, uid)
+        work.chmod(0o700)
+    return copies
 
 
 def _request(module: str, functions: Sequence[str], checks: Sequence[ChildCheck], limits: SandboxLimits) -> bytes:
@@ -205,133 +244,94 @@ def _request(module: str, functions: Sequence[str], checks: Sequence[ChildCheck]
         "checks": encoded,
         "names": names,
         "blocked": list(limits.blocked_imports),
-        "blocked_paths": _package_paths(limits.blocked_imports),
+        "blocked_paths": [str(p) for p in namespace_view.package_folders(limits.blocked_imports)],
         "allow_processes": limits.allow_processes,
         "output_chars": limits.output_chars,
     }
     return wire.pack(header, arrays)
 
 
-def _package_paths(names: Sequence[str]) -> list[str]:
-    """Folders of the blocked packages that are installed (found without importing them)."""
-    paths = []
-    for name in names:
-        with contextlib.suppress(ImportError, ValueError):
-            found = importlib.util.find_spec(name)
-            if found is not None and found.submodule_search_locations:
-                paths.extend(str(Path(p).resolve()) for p in found.submodule_search_locations)
-    return paths
-
-
-def _rlimits(limits: SandboxLimits, seconds: float) -> dict[str, int]:
+def _rlimits(box: _Box, seconds: float) -> dict[str, int]:
+    limits = box.limits
+    # A fresh uid or user namespace counts only the child's processes; a plain process shares the grader's uid.
+    processes = limits.processes if box.level != "process" else child_launch.threads_of_this_user() + limits.processes
     return {
         "RLIMIT_CPU": int(seconds) + 2,
         "RLIMIT_AS": limits.memory_bytes,
         "RLIMIT_FSIZE": limits.file_bytes,
-        "RLIMIT_NPROC": _user_process_count() + limits.processes,
+        "RLIMIT_NPROC": processes,
         "RLIMIT_CORE": 0,
     }
 
 
-def _user_process_count() -> int:
-    """Processes (threads included, as ``RLIMIT_NPROC`` counts them) of this user now."""
-    uid = str(os.getuid())
-    count = 0
-    with contextlib.suppress(OSError):
-        for entry in os.scandir("/proc"):
-            if entry.name.isdigit():
-                with contextlib.suppress(OSError), open(f"/proc/{entry.name}/status") as fh:
-                    fields = dict(line.split(":", 1) for line in fh if ":" in line)
-                    if fields.get("Uid", "").split()[:1] == [uid]:
-                        count += int(fields.get("Threads", "1"))
-    return count
-
-
-def _environment(work: Path, token: str) -> dict[str, str]:
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(work),
-        "TMPDIR": str(work),
-        "LANG": "C.UTF-8",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        _TOKEN_VARIABLE: token,
-    }
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
-        env[name] = "1"
-    return env
-
-
 def _run_child(
-    work: Path,
-    private: Path,
+    box: _Box,
     module: str,
     functions: Sequence[str],
     checks: Sequence[ChildCheck],
-    limits: SandboxLimits,
     seconds: float,
     outcome: SandboxOutcome,
     first: bool,
-    output: _Output,
+    output: Output,
 ) -> int:
     """One child over ``checks``; fills ``outcome``; returns how many checks it settled."""
-    request_path = private / "request.bin"
-    request_path.write_bytes(_request(module, functions, checks, limits))
-    token = secrets.token_hex(16)
+    limits = box.limits
+    request = _request(module, functions, checks, limits)
+    inside_site = [namespace_view.SITE] if box.level == "namespaces" else []
     limit_text = json.dumps(
         {
-            "rlimits": _rlimits(limits, seconds),
-            "max_request_bytes": request_path.stat().st_size + 1024,
+            "rlimits": _rlimits(box, seconds),
+            "max_request_bytes": len(request) + 1024,
             "max_array_bytes": limits.max_array_bytes,
+            "path": inside_site,
         }
     )
     read_out, write_out = os.pipe()
-    request_fd = os.open(request_path, os.O_RDONLY)
+    request_read, request_write = os.pipe()
     log_read, log_write = os.pipe()
     start = time.monotonic()
     end = start + seconds
     settled = 0
-    since = _ticks_now()
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-I", str(CHILD_SCRIPT), str(request_fd), str(write_out), limit_text],
-            cwd=work,
-            env=_environment(work, token),
-            stdin=subprocess.DEVNULL,
-            stdout=log_write,
-            stderr=log_write,
-            pass_fds=(request_fd, write_out),
-            start_new_session=True,
-        )
-    finally:
-        for fd in (write_out, request_fd, log_write):
+        launched = child_launch.start(
+            box.level, box.root / "runner", box.root / "work", box.work_files,
+            [str(request_read), str(write_out), limit_text],
+            pass_fds=(request_read, write_out), output_fd=log_write,
+            allowed=[n for n in BLOCKED_IMPORTS if n not in limits.blocked_imports], blocked=limits.blocked_imports,
+            allow_processes=limits.allow_processes, scratch_bytes=limits.scratch_bytes, uid=box.uid,
+        )  # fmt: skip
+    except BaseException:
+        for fd in (request_write, read_out, log_read):
             os.close(fd)
+        raise
+    finally:
+        for fd in (write_out, request_read, log_write):
+            os.close(fd)
+    feeder = child_launch.feed(request_write, request)
     drain = output.drain(log_read)
     reader = _Reader(read_out)
     current: ChildCheck | None = None
     try:
         reader.deadline = min(end, time.monotonic() + limits.function_seconds + 5.0)
         header, _ = wire.read_message(reader.read, max_bytes=limits.max_message_bytes)
-        if header.get("type") != "imported":
-            raise wire.WireError("expected the import report first")
-        if not header.get("ok"):
-            outcome.import_error = _error_fields(header.get("error"))
+        child_launch.watch_namespace(launched)
+        imported, error, defined = child_messages.import_report(header, functions)
+        if not imported:
+            outcome.import_error = error
             return 0
         outcome.imported = True
-        outcome.defined = frozenset(str(n) for n in header.get("defined", []) if n in functions)
+        outcome.defined = defined
         for check in checks:
             current = check
             reader.deadline = min(end, time.monotonic() + limits.function_seconds)
             header, _ = wire.read_message(reader.read, max_bytes=limits.max_message_bytes)
-            if header.get("type") != "start" or header.get("id") != check.id:
-                raise wire.WireError(f"expected the start of check {check.id}")
+            child_messages.expect_start(header, check.id)
             header, arrays = wire.read_message(reader.read, max_bytes=limits.max_message_bytes)
-            if header.get("type") != "done" or header.get("id") != check.id:
-                raise wire.WireError(f"expected the results of check {check.id}")
-            outcome.checks[check.id] = _check_outcome(check, header, arrays)
+            outcome.checks[check.id] = child_messages.check_outcome(check, header, arrays)
             settled += 1
             current = None
     except _DeadlineError:
-        _stop(proc, token, since)
+        child_launch.stop(launched)
         if not outcome.imported and first:
             outcome.import_error = {"type": "Timeout", "message": "importing the submission took too long", "where": ""}
             return 0
@@ -341,45 +341,25 @@ def _run_child(
         outcome.checks[current.id] = CheckOutcome(current.id, "timeout", message=f"did not finish within {reason}")
         return settled + 1
     except wire.WireError as err:
-        code = _stop(proc, token, since, grace=1.0)
-        message = _death_text(code) if code is not None else f"sent a malformed message ({err})"
+        code = child_launch.stop(launched, grace=1.0)
+        if err.malformed:
+            state, message = "error", f"the submission's process sent a malformed message ({err})"
+        else:
+            state, message = "crashed", f"the process {_death_text(code) if code is not None else 'stopped talking'}"
         if not outcome.imported:
-            outcome.import_error = {"type": "Crash", "message": f"the process {message} while importing", "where": ""}
+            outcome.import_error = {"type": "Crash", "message": f"{message} while importing", "where": ""}
             return 0
         if current is None:
             return settled
-        outcome.checks[current.id] = CheckOutcome(current.id, "crashed", message=f"the process {message}")
+        outcome.checks[current.id] = CheckOutcome(current.id, state, message=message)
         return settled + 1
     finally:
-        _stop(proc, token, since)
+        child_launch.stop(launched)
         reader.close()
         os.close(read_out)
+        feeder.join()
         drain.finish()
     return settled
-
-
-def _error_fields(error: Any) -> dict[str, str]:
-    if not isinstance(error, dict):
-        return {"type": "Error", "message": "", "where": ""}
-    fields: dict[str, Any] = {k: str(error.get(k, ""))[:300] for k in ("type", "message", "where", "stage")}
-    if isinstance(error.get("call"), int):
-        fields["call"] = error["call"]
-    return fields
-
-
-def _check_outcome(check: ChildCheck, header: dict, arrays: list[np.ndarray]) -> CheckOutcome:
-    results = header.get("results")
-    if not isinstance(results, list) or len(results) > len(check.calls):
-        raise wire.WireError("bad results list")
-    decoded = [wire.decode_tree(node, arrays) for node in results]
-    watched_index = header.get("watched") if isinstance(header.get("watched"), dict) else {}
-    watched = {}
-    for name in check.watch:
-        index = watched_index.get(name)
-        if isinstance(index, int) and 0 <= index < len(arrays):
-            watched[name] = arrays[index]
-    error = header.get("error")
-    return CheckOutcome(check.id, "done", decoded, _error_fields(error) if error is not None else None, watched)
 
 
 def _death_text(code: int) -> str:
@@ -395,138 +375,3 @@ def _death_text(code: int) -> str:
         }.get(name, "")
         return f"was killed by {name}{hint}"
     return f"exited with status {code}"
-
-
-def _stop(proc: subprocess.Popen, token: str, since: int, grace: float = 0.0) -> int | None:
-    """Kill the child's process group and every process carrying ``token``.
-
-    ``since`` is when the child started, in clock ticks since boot (see :func:`_ticks_now`).
-    Returns the child's exit code if it had ended by itself (waiting up to ``grace``
-    seconds for that), else ``None``.
-    """
-    code = proc.poll()
-    if code is None and grace:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            code = proc.wait(grace)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    _kill_token_holders(token, since)
-    if code is None:
-        proc.wait()
-    return code
-
-
-_PF_KTHREAD = 0x00200000  # the kernel-thread flag in /proc/PID/stat
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _ticks_now() -> int:
-    """Clock ticks since boot: the unit of a process's start time in ``/proc/PID/stat``."""
-    with open("/proc/uptime") as fh:
-        return int(float(fh.read().split()[0]) * _TICKS)
-
-
-def _kill_token_holders(token: str, since: int, patience: float = 0.5) -> None:
-    """SIGKILL processes whose environment holds this run's token (those that left the process group).
-
-    A process caught inside ``execve`` shows an empty environment for a moment, and a
-    single scan would miss it. So a process that started after ``since`` (clock ticks since
-    boot) and shows no environment counts as unsure, and the scan repeats until one pass
-    kills nothing and leaves nothing unsure, or ``patience`` seconds have passed.
-    """
-    marker = f"{_TOKEN_VARIABLE}={token}".encode()
-    give_up = time.monotonic() + patience
-    while True:
-        killed, unsure = _scan_for_token(marker, since - 1)
-        if (not killed and not unsure) or time.monotonic() > give_up:
-            return
-        time.sleep(0.005)
-
-
-def _scan_for_token(marker: bytes, since: int) -> tuple[int, int]:
-    """One pass over ``/proc``: ``(processes killed, processes unsure)`` (see :func:`_kill_token_holders`)."""
-    killed = unsure = 0
-    with contextlib.suppress(OSError):
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/environ", "rb") as fh:
-                    environ = fh.read()
-            except OSError:
-                continue
-            if marker in environ.split(b"\0"):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(int(entry.name), signal.SIGKILL)
-                    killed += 1
-            elif not environ and _started_since(entry.name, since):
-                unsure += 1
-    return killed, unsure
-
-
-def _started_since(pid: str, since: int) -> bool:
-    """Whether process ``pid`` is a live user process that started at or after ``since`` (clock ticks)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rpartition(")")[2].split()
-    except OSError:
-        return False
-    # After the command name: state is field 3, flags field 9, start time field 22 (man 5 proc).
-    state, flags, start = fields[0], int(fields[6]), int(fields[19])
-    return state not in "ZXx" and not flags & _PF_KTHREAD and start >= since
-
-
-class _Output:
-    """The child's stdout and stderr, read from a pipe by a thread: the first ``cap`` bytes are kept, the rest dropped.
-
-    Reading everything keeps a flood of output from ever blocking the child; keeping a
-    prefix keeps it from filling the grader's memory.
-    """
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self.data = bytearray()
-        self.dropped = False
-
-    def drain(self, fd: int) -> _Drain:
-        return _Drain(self, fd)
-
-    def text(self, chars: int) -> str:
-        text = self.data.decode("utf-8", errors="replace")
-        cut = len(text) > chars or self.dropped
-        return text[:chars] + ("\n… (output truncated)" if cut else "")
-
-
-class _Drain:
-    """A thread that copies one pipe into an :class:`_Output` until the pipe closes or :meth:`finish`."""
-
-    def __init__(self, output: _Output, fd: int) -> None:
-        self.output, self.fd = output, fd
-        self.stop = threading.Event()
-        self.give_up = float("inf")
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.fd, selectors.EVENT_READ)
-            while True:
-                if not selector.select(0.05):
-                    if self.stop.is_set():
-                        return
-                    continue
-                if self.stop.is_set() and time.monotonic() > self.give_up:
-                    return  # a writer that escaped the kill keeps the pipe busy: stop listening
-                chunk = os.read(self.fd, 1 << 16)
-                if not chunk:
-                    return
-                room = self.output.cap - len(self.output.data)
-                self.output.data += chunk[: max(room, 0)]
-                self.output.dropped |= len(chunk) > room
-
-    def finish(self) -> None:
-        """Stop reading once the pipe is empty (the child's processes are dead by now), and close it."""
-        self.give_up = time.monotonic() + 1.0
-        self.stop.set()
-        self.thread.join()
-        os.close(self.fd)

@@ -31,6 +31,7 @@ ALLOWED_KINDS = "biuf"
 _LENGTH = struct.Struct(">Q")
 _MAX_DEPTH = 6
 _MAX_NODES = 256
+_MAX_ARRAYS = 4096
 
 # References taken at import time: later patches of numpy/json by the submission do not reach them.
 _ndarray = np.ndarray
@@ -46,7 +47,11 @@ _os_read = os.read
 
 
 class WireError(ValueError):
-    """A message that breaks the format or a limit."""
+    """A message that breaks the format or a limit (``malformed``), or a stream that ended early (not ``malformed``)."""
+
+    def __init__(self, message: str, *, malformed: bool = True) -> None:
+        super().__init__(message)
+        self.malformed = malformed
 
 
 def pack(header: dict[str, Any], arrays: list[np.ndarray]) -> bytes:
@@ -73,7 +78,7 @@ def read_exactly(read: Callable[[int], bytes], size: int) -> bytes:
     while remaining:
         chunk = read(min(remaining, 1 << 20))
         if not chunk:
-            raise WireError(f"the stream ended {remaining} bytes before the end of a message")
+            raise WireError(f"the stream ended {remaining} bytes before the end of a message", malformed=False)
         parts.append(chunk)
         remaining -= len(chunk)
     return b"".join(parts)
@@ -91,8 +96,12 @@ def read_message(read: Callable[[int], bytes], *, max_bytes: int) -> tuple[dict[
         header = _loads(read_exactly(read, length).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise WireError(f"header is not JSON: {err}") from None
+    except RecursionError:
+        raise WireError("header is nested too deeply") from None
     if not isinstance(header, dict) or not isinstance(header.get("arrays"), list):
         raise WireError("header is not an object with an 'arrays' list")
+    if len(header["arrays"]) > _MAX_ARRAYS:
+        raise WireError(f"more than {_MAX_ARRAYS} arrays in one message")
     metas = [_array_meta(meta) for meta in header.pop("arrays")]
     total = length + sum(size for _, _, size in metas)
     if total > max_bytes:
@@ -129,14 +138,23 @@ def encode_tree(value: Any, arrays: list[np.ndarray], *, max_array_bytes: int) -
     """
     budget = [_MAX_NODES]
 
+    def children(items: Any, depth: int) -> list[Any]:
+        nodes = []
+        for item in items:
+            nodes.append(node(item, depth))
+            if budget[0] < 0:  # the placeholder just added stands for the rest
+                break
+        return nodes
+
     def node(item: Any, depth: int) -> dict[str, Any]:
         budget[0] -= 1
         if budget[0] < 0 or depth > _MAX_DEPTH:
             return {"other": "…", "note": "too deeply nested or too many items"}
         if isinstance(item, tuple | list):
-            return {"seq": [node(x, depth + 1) for x in item], "type": type(item).__name__}
+            return {"seq": children(item, depth + 1), "type": type(item).__name__}
         if isinstance(item, dict):
-            return {"dict": [[str(k), node(v, depth + 1)] for k, v in item.items()]}
+            keys = [str(k) for k in item]
+            return {"dict": [list(p) for p in zip(keys, children(item.values(), depth + 1), strict=False)]}
         if isinstance(item, bool | int | float | _ndarray | _generic) and not isinstance(item, str):
             array = _asarray(item)
             if type(array) is not _ndarray:
@@ -153,24 +171,40 @@ def encode_tree(value: Any, arrays: list[np.ndarray], *, max_array_bytes: int) -
 
 
 def decode_tree(node: Any, arrays: list[np.ndarray]) -> Any:
-    """The value :func:`encode_tree` described: arrays, tuples, lists, dicts, and :class:`Opaque` leaves."""
+    """The value :func:`encode_tree` described: arrays, tuples, lists, dicts, and :class:`Opaque` leaves.
+
+    ``WireError`` for a tree deeper or larger than :func:`encode_tree` ever writes.
+    """
+    budget = [_MAX_NODES + _MAX_DEPTH + 2]  # the most encode_tree writes: a placeholder per open container
+    return _decode(node, arrays, 0, budget)
+
+
+def _decode(node: Any, arrays: list[np.ndarray], depth: int, budget: list[int]) -> Any:
+    budget[0] -= 1
+    if depth > _MAX_DEPTH + 1 or budget[0] < 0:
+        raise WireError("a result tree is nested too deeply or has too many items")
     if not isinstance(node, dict):
         raise WireError(f"bad tree node {node!r}")
     if "array" in node:
         index = node["array"]
-        if not isinstance(index, int) or not 0 <= index < len(arrays):
+        if type(index) is not int or not 0 <= index < len(arrays):
             raise WireError(f"array index {index!r} out of range")
         return arrays[index]
     if "seq" in node and isinstance(node["seq"], list):
-        items = [decode_tree(x, arrays) for x in node["seq"]]
+        items = [_decode(x, arrays, depth + 1, budget) for x in node["seq"]]
         return tuple(items) if node.get("type") == "tuple" else items
     if "dict" in node and isinstance(node["dict"], list):
         pairs = node["dict"]
         if not all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in pairs):
             raise WireError("bad dict node")
-        return {key: decode_tree(value, arrays) for key, value in pairs}
+        return {key: _decode(value, arrays, depth + 1, budget) for key, value in pairs}
     if "other" in node:
-        return Opaque(str(node["other"])[:80], node.get("too_large"))
+        too_large = node.get("too_large")
+        if too_large is not None and not (
+            isinstance(too_large, list) and len(too_large) <= 32 and all(type(n) is int for n in too_large)
+        ):
+            raise WireError("bad shape in a too-large note")
+        return Opaque(str(node["other"])[:80], too_large)
     raise WireError(f"bad tree node {node!r}")
 
 

@@ -124,7 +124,8 @@ def test_importing_the_reference_is_refused():
         row = _rows(result, check)["out"]
         assert row.status == "error" and "not allowed" in row.message, row.message
     sigmoid = _rows(result, "sigmoid_forward")["out"]
-    assert sigmoid.status == "error" and "PermissionError" in sigmoid.message
+    # Refused by the guard (user, process levels), or not even in the view (namespaces: find_spec gives None).
+    assert sigmoid.status == "error" and ("PermissionError" in sigmoid.message or "NoneType" in sigmoid.message)
     affine = _rows(result, "affine_forward")["out"]
     assert affine.status == "error" and "not allowed" in affine.message
 

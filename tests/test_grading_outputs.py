@@ -95,7 +95,7 @@ def test_another_seed_gives_other_numbers(buggy, tmp_path):
 
 def test_a_passing_submission_exits_0(tmp_path, capsys):
     assert main(["check", str(CORRECT), "--interface", "layers"]) == 0
-    assert capsys.readouterr().out.strip() == "PASS: vectorised.py: 28/28 (layers-all, seed 0)"
+    assert capsys.readouterr().out.strip() == "PASS: vectorised.py: 28/28 (layers-all, seed 0, isolation namespaces)"
 
 
 @pytest.mark.parametrize(
@@ -212,7 +212,7 @@ def test_refbp_grade_on_a_folder_of_fifty_writes_every_output_and_the_summary(tm
     assert rows[names.index("no_softmax")]["score"] == "22.0"  # softmax_loss: 2 checks of 3 rows each
 
     summary = (out / "summary.md").read_text()
-    assert "50 submissions, 10 pass every check (assignment `layers-all`, seed 3)." in summary
+    assert "50 submissions, 10 pass every check (assignment `layers-all`, seed 3; isolation namespaces)." in summary
     table = [line for line in summary.splitlines() if line.startswith("| student")]
     assert len(table) == 50
     assert table[0] == "| student00.py | 28/28 | yes | 0 | 0 |  |  |"

@@ -8,8 +8,9 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+from grading_attacks import GUARD_OFF
 
-from grading import sandbox
+from grading import child_launch
 from grading.sandbox import Call, ChildCheck, SandboxLimits, run_submission
 
 PROBE = """
@@ -22,7 +23,8 @@ def limits():
 
 def environment():
     return {
-        "count": len(os.environ),
+        "names": {name: 1 for name in os.environ if name != "PWD"},  # bubblewrap sets PWD to the working folder
+        "pwd_is_cwd": os.environ.get("PWD", os.getcwd()) == os.getcwd(),
         "home_is_cwd": os.environ.get("HOME") == os.getcwd(),
         "files_here": len(os.listdir(".")),
         "stdin_closed": sys.stdin is None,
@@ -56,9 +58,13 @@ def test_the_child_runs_under_the_limits(tmp_path):
 def test_the_environment_is_scrubbed_and_the_folder_is_private(tmp_path, monkeypatch):
     monkeypatch.setenv("SOME_TOKEN", "secret")
     run = _run(tmp_path, [ChildCheck("e", (Call("environment", ()),), {})])
-    env = {k: int(v) for k, v in run.checks["e"].results[0].items()}
+    found = run.checks["e"].results[0]
+    names = set(found.pop("names"))
+    env = {k: int(v) for k, v in found.items()}
     # PATH, HOME, TMPDIR, LANG, PYTHONDONTWRITEBYTECODE, four thread counts, the run's token: nothing inherited.
-    assert env == {"count": 10, "home_is_cwd": 1, "files_here": 1, "stdin_closed": 1, "isolated": 1}
+    threads = {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"}
+    assert names == {"PATH", "HOME", "TMPDIR", "LANG", "PYTHONDONTWRITEBYTECODE", "REFBP_SANDBOX_TOKEN", *threads}
+    assert env == {"pwd_is_cwd": 1, "home_is_cwd": 1, "files_here": 1, "stdin_closed": 1, "isolated": 1}
 
 
 def test_writing_past_the_file_size_limit_fails_inside_the_child(tmp_path):
@@ -71,7 +77,7 @@ def test_writing_past_the_file_size_limit_fails_inside_the_child(tmp_path):
     assert int(run.checks["small"].results[0]) == 100
     error = run.checks["big"].error
     assert error["type"] == "OSError" and "File too large" in error["message"]
-    assert error["where"] == 'line 20: fh.write(b"z" * int(n))'
+    assert error["where"] == 'line 21: fh.write(b"z" * int(n))'
 
 
 def test_inputs_are_fresh_copies_and_come_back_after_the_call(tmp_path):
@@ -98,18 +104,61 @@ def test_nothing_of_the_run_is_left_in_the_temporary_folder(tmp_path, monkeypatc
 
 def test_a_token_holder_is_killed_and_a_new_process_without_environment_counts_as_unsure():
     """A process inside ``execve`` shows an empty environment for a moment: the scan must look again."""
-    since = sandbox._ticks_now()
-    marked = subprocess.Popen(["/bin/sleep", "30"], env={sandbox._TOKEN_VARIABLE: "t0k"})
+    since = child_launch.ticks_now()
+    marked = subprocess.Popen(["/bin/sleep", "30"], env={child_launch.TOKEN_VARIABLE: "t0k"})
     blank = subprocess.Popen(["/bin/sleep", "30"], env={})
     try:
-        killed, unsure = sandbox._scan_for_token(f"{sandbox._TOKEN_VARIABLE}=t0k".encode(), since - 1)
+        killed, unsure = child_launch.scan_for_token(f"{child_launch.TOKEN_VARIABLE}=t0k".encode(), since - 1)
         assert killed == 1 and unsure >= 1
         assert marked.wait(10) == -signal.SIGKILL
         assert blank.poll() is None  # not killed: it does not carry the token
-        assert sandbox._started_since(str(blank.pid), since - 1)
-        assert not sandbox._started_since(str(blank.pid), sandbox._ticks_now() + 100)
-        assert not sandbox._started_since(str(os.getpid()), since)  # this process started before
+        assert child_launch.started_since(str(blank.pid), since - 1)
+        assert not child_launch.started_since(str(blank.pid), child_launch.ticks_now() + 100)
+        assert not child_launch.started_since(str(os.getpid()), since)  # this process started before
     finally:
         for proc in (marked, blank):
             proc.kill()
             proc.wait()
+
+
+def test_threads_still_work_where_processes_are_refused(tmp_path):
+    path = tmp_path / "threads.py"
+    path.write_text(
+        GUARD_OFF + "import os, threading\n"
+        "def f():\n"
+        "    out = []\n"
+        "    workers = [threading.Thread(target=lambda i=i: out.append(i * i)) for i in range(4)]\n"
+        "    [w.start() for w in workers]\n"
+        "    [w.join() for w in workers]\n"
+        "    try:\n"
+        "        os.fork()\n"
+        "    except OSError as err:\n"
+        "        return sum(out), err.errno\n"
+        "    return sum(out), 0\n"
+    )
+    run = run_submission(path, ["f"], [ChildCheck("f", (Call("f", ()),), {})])
+    total, errno = run.checks["f"].results[0]
+    assert int(total) == 0 + 1 + 4 + 9 and int(errno) == 1  # EPERM from the seccomp filter, not the audit hook
+
+
+def test_support_files_sit_read_only_beside_the_submission_and_import(tmp_path):
+    helper = tmp_path / "support" / "dnn_utils_v2.py"
+    helper.parent.mkdir()
+    helper.write_text("import numpy as np\n\ndef sigmoid(z):\n    return 1 / (1 + np.exp(-z))\n")
+    path = tmp_path / "student.py"
+    path.write_text(
+        "from dnn_utils_v2 import sigmoid\n"
+        "def f(z):\n"
+        "    try:\n"
+        "        open('dnn_utils_v2.py', 'a').write('# changed')\n"
+        "        changed = 1\n"
+        "    except OSError:\n"
+        "        changed = 0\n"
+        "    return sigmoid(z), changed\n"
+    )
+    z = np.array([-1.0, 0.0, 2.0])
+    run = run_submission(path, ["f"], [ChildCheck("f", (Call("f", ({"input": "z"},)),), {"z": z})], support=[helper])
+    value, changed = run.checks["f"].results[0]
+    np.testing.assert_allclose(value, 1 / (1 + np.exp(-z)))
+    assert int(changed) == 0
+    assert helper.read_text().endswith("np.exp(-z))\n")

@@ -78,8 +78,8 @@ def test_the_grading_examples_run_as_written(tmp_path: Path, monkeypatch, capsys
         assert argv[0] == "refbp"
         assert main(argv[1:]) == 0, command
     out = capsys.readouterr().out
-    assert "PASS: layers.py: 14/14 (cs231n-a1, seed 0)" in out
-    assert "PASS: step_by_step.ipynb: 14/14 (dlai-c1w4, seed 0)" in out
+    assert "PASS: layers.py: 14/14 (cs231n-a1, seed 0, isolation namespaces)" in out
+    assert "PASS: step_by_step.ipynb: 14/14 (dlai-c1w4, seed 0, isolation namespaces)" in out
     assert "1/1 submissions pass every check" in out
     assert (tmp_path / "grades" / "ada" / "feedback.md").is_file() and (tmp_path / "autograder.zip").is_file()
 
