@@ -168,7 +168,9 @@ def run_submission(
     root = Path(tempfile.mkdtemp(prefix="refbp-grade-"))
     uid = isolation.fresh_uid() if level == "user" else None
     try:
-        box = _Box(root, _prepare(root, [Path(path), *(Path(s) for s in support if Path(s).name != Path(path).name)], uid), level, limits, uid)
+        # a helper named like the submission never replaces it
+        files = [Path(path), *(Path(s) for s in support if Path(s).name != Path(path).name)]
+        box = _Box(root, _prepare(root, files, uid), level, limits, uid)
         outcome = SandboxOutcome(False, None, frozenset(), {}, isolation=level)
         pending = list(checks)
         output = Output(limits.output_chars * 4)
