@@ -34,6 +34,7 @@ class Dropout:
 
     type: ClassVar[str] = "dropout"
     has_activation: ClassVar[bool] = False
+    activation: ClassVar[str] = "none"
     keep_prob: float = 0.5
     convention: str = "keep_prob"
     mode: str = "train"

@@ -15,6 +15,7 @@ from refbp.layers.fields import check_keys
 class Flatten:
     type: ClassVar[str] = "flatten"
     has_activation: ClassVar[bool] = False
+    activation: ClassVar[str] = "none"
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> Flatten:

@@ -33,6 +33,7 @@ class _Pool:
     stride: tuple[int, int]
 
     has_activation: ClassVar[bool] = False
+    activation: ClassVar[str] = "none"
     type: ClassVar[str] = ""
 
     @classmethod
