@@ -129,7 +129,18 @@ def cnn_specs(
 
 
 @st.composite
-def cnn_cases(draw: st.DrawFn, *, max_batch: int = 4, dtype: str = "float64", **spec_bounds: Any) -> Case:
-    """A :class:`Case` of the ``cnn`` family: a :func:`cnn_specs` draw, a batch of 1…``max_batch``, a seed."""
-    spec = draw(cnn_specs(dtype=dtype, **spec_bounds))
-    return Case(spec=spec, batch=draw(st.integers(1, max_batch)), seed=draw(st.integers(0, 2**16)))
+def cnn_cases(
+    draw: st.DrawFn,
+    specs: st.SearchStrategy[SequentialSpec] | None = None,
+    *,
+    max_batch: int = 4,
+    dtype: str = "float64",
+    **spec_bounds: Any,
+) -> Case:
+    """A :class:`Case` of the ``cnn`` family: a spec (``specs``, or :func:`cnn_specs` with ``spec_bounds``),
+    a batch of 1…``max_batch`` (at least 2 with a train-mode batchnorm), a seed."""
+    spec = draw(specs if specs is not None else cnn_specs(dtype=dtype, **spec_bounds))
+    # A train-mode batchnorm needs two values per feature: with a flat input, two examples.
+    coupled = any(layer.type == "batchnorm" and layer.mode == "train" for layer in spec.layers)
+    batch = draw(st.integers(2 if coupled else 1, max(max_batch, 2 if coupled else 1)))
+    return Case(spec=spec, batch=batch, seed=draw(st.integers(0, 2**16)))

@@ -31,6 +31,7 @@ def family_cases(families: Sequence[str] | None = None, *, dtype: str = "float64
     """A strategy of :class:`~oracle.cases.Case` drawn from ``families`` (default: every family)."""
     chosen = parse_families(families)
     if "specs" in mlp_bounds:  # a caller's own spec strategy is the whole draw
-        return cases(dtype=dtype, **mlp_bounds)
+        family = cnn_cases if chosen == ("cnn",) else cases
+        return family(dtype=dtype, **mlp_bounds)
     strategies = [cases(dtype=dtype, **mlp_bounds) if name == "mlp" else cnn_cases(dtype=dtype) for name in chosen]
     return strategies[0] if len(strategies) == 1 else st.one_of(strategies)

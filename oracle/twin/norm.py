@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch.nn import functional
 
+from refbp.errors import InputError
+
 
 def _running(buffers: dict, channels: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     mean, var = buffers.get("running_mean"), buffers.get("running_var")
@@ -30,6 +32,8 @@ def batchnorm(layer: Any, params: dict[str, torch.Tensor], x: torch.Tensor, buff
     if layer.mode == "eval":
         z = functional.batch_norm(x, running_mean, running_var, gamma, beta, training=False, eps=layer.eps)
         return z, {}
+    if x.numel() // x.shape[1] < 2:
+        raise InputError("X", "at least 2 values per feature for a train-mode batchnorm", "1 value")
     z = functional.batch_norm(x, None, None, gamma, beta, training=True, eps=layer.eps)
     with torch.no_grad():
         dims = [0] if x.dim() == 2 else [0, 2, 3]

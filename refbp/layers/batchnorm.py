@@ -121,12 +121,12 @@ def forward(layer: BatchNorm, params: dict[str, np.ndarray], x: np.ndarray, buff
         var = running_var.reshape(view)
         xhat = (x - running_mean.reshape(view)) / np.sqrt(var + layer.eps)
         return gamma * xhat + beta, (xhat, var, axes, view), {}
-    xhat, mean, var = standardize(x, axes, layer.eps)
     count = x.size // x.shape[1]
+    if count < 2:  # σ²_B would be 0 and x̂ 0 whatever x is; torch refuses this too
+        raise InputError("X", "at least 2 values per feature for a train-mode batchnorm", f"{count} value")
+    xhat, mean, var = standardize(x, axes, layer.eps)
     batch_var = var.reshape(-1)
     if layer.unbiased_running_var:
-        if count < 2:
-            raise InputError("X", "at least 2 values per feature for an unbiased running variance", count)
         batch_var = batch_var * (count / (count - 1))
     state = {
         "running_mean": (1.0 - layer.momentum) * running_mean + layer.momentum * mean.reshape(-1),
