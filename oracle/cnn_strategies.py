@@ -6,11 +6,13 @@ image layers (``conv2d``, ``max_pool2d``, ``avg_pool2d``, ``batchnorm``, ``group
 optionally a hidden dense layer (with a ``batchnorm``/``layernorm``/``dropout`` after it), and
 a dense output layer that fits the loss. Everything shrinks toward the simplest network:
 fewer and narrower channels, smaller kernels and images, fewer layers, convolution before the
-other layer types, ``identity`` before the other activations, batch 1.
+other layer types, ``identity`` before the other activations, batch 1. Every normalisation
+standardises at least three values together (one or two standardise to 0 or ±1 whatever they are).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +33,8 @@ __all__ = ["IMAGE_LAYERS", "cnn_cases", "cnn_specs"]
 
 IMAGE_LAYERS = ("conv2d", "max_pool2d", "avg_pool2d", "batchnorm", "groupnorm", "layernorm", "dropout")
 _HIDDEN = tuple(a for a in ACTIVATIONS if a != "softmax")
+MIN_GROUP = 3
+"""The fewest values a drawn normalisation layer standardises together (see :func:`_image_layer`)."""
 
 
 def _image_layer(draw: st.DrawFn, kind: str, shape: tuple[int, int, int], max_channels: int, max_kernel: int) -> Any:
@@ -55,11 +59,16 @@ def _image_layer(draw: st.DrawFn, kind: str, shape: tuple[int, int, int], max_ch
         mode = draw(st.sampled_from(["train", "eval"]))
         momentum = draw(st.sampled_from([0.1, 0.5]))
         return BatchNorm(mode, momentum, 1e-5, draw(st.booleans()), activation, slope)
+    # A group of one or two values standardises to 0 or ±1 whatever the input: the true gradient
+    # through it is of the order of ε and what the implementations return is rounding noise.
+    # Every normalisation drawn sees at least MIN_GROUP values.
     if kind == "groupnorm":
-        divisors = [g for g in range(1, channels + 1) if channels % g == 0]
-        return GroupNorm(draw(st.sampled_from(divisors)), 1e-5, activation, slope)
+        divisors = [
+            g for g in range(1, channels + 1) if channels % g == 0 and channels // g * height * width >= MIN_GROUP
+        ]
+        return GroupNorm(draw(st.sampled_from(divisors)), 1e-5, activation, slope) if divisors else None
     if kind == "layernorm":
-        return LayerNorm(1e-5, activation, slope)
+        return LayerNorm(1e-5, activation, slope) if channels * height * width >= MIN_GROUP else None
     return _dropout(draw)
 
 
@@ -107,7 +116,7 @@ def cnn_specs(
         extra = draw(st.sampled_from(["none", "batchnorm", "layernorm", "dropout"]))
         if extra == "batchnorm":
             body.append(BatchNorm(draw(st.sampled_from(["train", "eval"]))))
-        elif extra == "layernorm":
+        elif extra == "layernorm" and body[-1].units >= MIN_GROUP:
             body.append(LayerNorm())
         elif extra == "dropout":
             body.append(_dropout(draw))
@@ -138,9 +147,13 @@ def cnn_cases(
     **spec_bounds: Any,
 ) -> Case:
     """A :class:`Case` of the ``cnn`` family: a spec (``specs``, or :func:`cnn_specs` with ``spec_bounds``),
-    a batch of 1…``max_batch`` (at least 2 with a train-mode batchnorm), a seed."""
+    a batch of 1…``max_batch`` (more when a train-mode batchnorm needs them), a seed."""
     spec = draw(specs if specs is not None else cnn_specs(dtype=dtype, **spec_bounds))
-    # A train-mode batchnorm needs two values per feature: with a flat input, two examples.
-    coupled = any(layer.type == "batchnorm" and layer.mode == "train" for layer in spec.layers)
-    batch = draw(st.integers(2 if coupled else 1, max(max_batch, 2 if coupled else 1)))
+    # A train-mode batchnorm standardises batch × pixels values per channel: at least MIN_GROUP.
+    least = 1
+    for number, layer in enumerate(spec.layers, start=1):
+        if layer.type == "batchnorm" and layer.mode == "train":
+            pixels = math.prod(spec.shapes[number - 1][1:])
+            least = max(least, -(-MIN_GROUP // pixels))
+    batch = draw(st.integers(least, max(max_batch, least)))
     return Case(spec=spec, batch=batch, seed=draw(st.integers(0, 2**16)))
