@@ -16,7 +16,8 @@ Backward, from ``δ = ∂L/∂z``::
     ∂L/∂x          = ∂L/∂x_pad with the padding cut off
 
 Fast path (:func:`forward`, :func:`backward`): im2col — the windows of ``x_pad`` are a
-strided view ``(N, C, Ho, Wo, kh, kw)`` and each product is one ``tensordot`` (a GEMM).
+strided view ``(N, C, Ho, Wo, kh, kw)``, copied once into columns ``(N, C·kh·kw, Ho·Wo)``,
+and each product is one batched GEMM.
 ``∂L/∂x_pad`` adds the columns back with one strided slice per kernel offset ``(p, q)``:
 ``kh·kw`` vectorised additions, never a loop over pixels. The textbook path
 (:func:`textbook_forward`, :func:`textbook_backward`) is the naive loop of the course
@@ -111,31 +112,37 @@ def windows(x_pad: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int])
 
 
 def forward(layer: Conv2d, params: dict[str, np.ndarray], x: np.ndarray, buffers: dict) -> tuple:
-    """``z (N, F, Ho, Wo)`` by im2col; returns ``(z, cache, state)``."""
+    """``z (N, F, Ho, Wo)`` by im2col; returns ``(z, cache, state)``.
+
+    The columns ``(N, C·kh·kw, Ho·Wo)`` are built once and kept for ∂L/∂W; with the examples
+    first and the pixels last, ``z`` comes out of one batched GEMM already in NCHW order.
+    """
     x_pad = _pad(x, layer.padding)
-    cols = windows(x_pad, layer.kernel, layer.stride)
-    z = np.tensordot(cols, params["W"], axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
+    view = windows(x_pad, layer.kernel, layer.stride)  # (N, C, Ho, Wo, kh, kw)
+    n_ex, _, ho, wo = view.shape[:4]
+    cols = np.ascontiguousarray(view.transpose(0, 1, 4, 5, 2, 3)).reshape(n_ex, -1, ho * wo)
+    W = params["W"]
+    z = np.matmul(W.reshape(W.shape[0], -1), cols)  # (N, F, Ho·Wo)
     if "b" in params:
-        z = z + params["b"][None, :, None, None]
-    return np.ascontiguousarray(z), (x.shape, x_pad), {}
+        z += params["b"][:, None]
+    return z.reshape(n_ex, W.shape[0], ho, wo), (x.shape, x_pad.shape, cols), {}
 
 
 def backward(layer: Conv2d, params: dict[str, np.ndarray], cache: tuple, dz: np.ndarray) -> tuple:
     """``(∂L/∂x, {"W": ∂L/∂W, "b": ∂L/∂b})`` from ``δ = dz (N, F, Ho, Wo)``."""
-    x_shape, x_pad = cache
+    x_shape, pad_shape, cols = cache
     W = params["W"]
-    cols = windows(x_pad, layer.kernel, layer.stride)
-    grads = {"W": np.tensordot(dz, cols, axes=([0, 2, 3], [0, 2, 3]))}
+    n_ex, filters, ho, wo = dz.shape
+    dz3 = dz.reshape(n_ex, filters, ho * wo)
+    grads = {"W": np.matmul(dz3, cols.transpose(0, 2, 1)).sum(axis=0).reshape(W.shape)}
     if layer.bias == "per_unit":
         grads["b"] = dz.sum(axis=(0, 2, 3))
-    dcols = np.tensordot(dz, W, axes=([1], [0]))  # (N, Ho, Wo, C, kh, kw)
-    dx_pad = np.zeros_like(x_pad)
-    (sh, sw), (_, _, ho, wo) = layer.stride, dz.shape
-    for p in range(layer.kernel[0]):
-        for q in range(layer.kernel[1]):
-            dx_pad[:, :, p : p + sh * (ho - 1) + 1 : sh, q : q + sw * (wo - 1) + 1 : sw] += dcols[
-                :, :, :, :, p, q
-            ].transpose(0, 3, 1, 2)
+    (kh, kw), (sh, sw) = layer.kernel, layer.stride
+    dcols = np.matmul(W.reshape(filters, -1).T, dz3).reshape(n_ex, x_shape[1], kh, kw, ho, wo)
+    dx_pad = np.zeros(pad_shape, dtype=dz.dtype)
+    for p in range(kh):
+        for q in range(kw):
+            dx_pad[:, :, p : p + sh * (ho - 1) + 1 : sh, q : q + sw * (wo - 1) + 1 : sw] += dcols[:, :, p, q]
     ph, pw = layer.padding
     return dx_pad[:, :, ph : ph + x_shape[2], pw : pw + x_shape[3]], grads
 
