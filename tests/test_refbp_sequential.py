@@ -104,9 +104,7 @@ def test_l2_penalises_weights_and_biases_but_not_gamma_beta() -> None:
     trace, grads = backprop(spec, data.params, data.X, data.T, buffers=data.buffers)
     kinds = ("W1", "b1", "W8", "b8", "W11", "b11")
     assert trace.penalty == pytest.approx(0.05 * sum(float(np.sum(data.params[k] ** 2)) for k in kinds))
-    _, plain_grads = backprop(
-        spec.replace(l2=spec.l2.__class__()), data.params, data.X, data.T, buffers=data.buffers
-    )
+    _, plain_grads = backprop(spec.replace(l2=spec.l2.__class__()), data.params, data.X, data.T, buffers=data.buffers)
     by_name, plain_by_name = grads.by_parameter(), plain_grads.by_parameter()
     np.testing.assert_allclose(by_name["gamma9"], plain_by_name["gamma9"])
     np.testing.assert_allclose(by_name["W8"] - plain_by_name["W8"], 0.1 * data.params["W8"], atol=1e-12)
@@ -154,3 +152,39 @@ def test_families_are_parsed_and_the_cli_sweeps_cnn(tmp_path) -> None:
     assert "cnn" in json.dumps(report)
     bad = subprocess.run([*command[:4], "--families", "rnn"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "rnn" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_typed_case_replays_from_its_json(capsys) -> None:
+    from refbp.cli import main
+
+    case = Case(NetworkSpec.from_dict(CNN), batch=2, seed=5)
+    assert Case.from_json(case.to_json()) == case
+    assert main(["replay", case.to_json()]) == 0
+    assert capsys.readouterr().out.startswith("11 layer(s), batch 2, seed 5: ok")
+    bad = case.to_json().replace('"kernel":2,"stride":1', '"kernel":9,"stride":1')
+    assert main(["replay", bad]) == 2
+    assert "layers[2].kernel: expected a window that fits the input (3, 3, 3)" in capsys.readouterr().err
+
+
+def test_the_network_gate_takes_a_typed_spec() -> None:
+    from oracle.gate import BackpropMismatch, assert_backprop_matches
+
+    spec = NetworkSpec.from_dict(
+        {
+            "inputs": [1, 3, 3],
+            "layers": [
+                {"type": "conv2d", "filters": 2, "kernel": 2},
+                {"type": "batchnorm"},
+                {"type": "flatten"},
+                {"units": 1},
+            ],
+        }
+    )
+    assert_backprop_matches(backprop, spec=spec, cases=4, seed=0)
+
+    def no_beta(spec, params, X, T, buffers=None):
+        grads = backprop(spec, params, X, T, buffers=buffers)[1].by_parameter()
+        return {**grads, "beta2": 2 * grads["beta2"]}
+
+    with pytest.raises(BackpropMismatch, match="dL/dbeta"):
+        assert_backprop_matches(no_beta, spec=spec, cases=4, seed=0)
