@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -34,7 +34,7 @@ from hypothesis.strategies import SearchStrategy
 from oracle.cases import Case
 from oracle.check import CaseResult, Implementation, check_arrays, describe
 from oracle.compare import Row
-from oracle.strategies import cases
+from oracle.families import family_cases
 from refbp.network import backprop as refbp_backprop
 
 ProgressHook = Callable[[int], None]
@@ -94,6 +94,7 @@ def run_sweep(
     progress: bool | None = None,
     shard: tuple[int, int] | None = None,
     strategy: SearchStrategy[Case] | None = None,
+    families: Sequence[str] = ("mlp",),
     **spec_bounds,
 ) -> SweepResult:
     """Check ``n_cases`` random cases (and shrink what fails). See the module docstring.
@@ -101,12 +102,15 @@ def run_sweep(
     ``impl`` is checked in place of refbp (labelled ``impl_name`` in the rows);
     ``impl_ref`` (``MODULE:FUNCTION``) is how a replay command names it. ``shard=(k, n)``
     checks only the cases with index ``i % n == k`` (see the module docstring). ``strategy``
-    draws the cases (default :func:`oracle.strategies.cases` with ``dtype`` and ``spec_bounds``).
+    draws the cases; by default they come from ``families`` (:mod:`oracle.families`) — dense
+    networks only, as the gate's implementations are (``refbp sweep`` draws every family
+    unless ``--families`` says otherwise), with ``dtype`` and ``spec_bounds`` bounding the
+    ``mlp`` family.
     """
     if shard is not None and not (0 <= shard[0] < shard[1]):
         raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard!r}")
     if strategy is None:
-        strategy = cases(dtype=dtype, **spec_bounds)
+        strategy = family_cases(families, dtype=dtype, **spec_bounds)
     started = time.perf_counter()
     results: list[CaseResult] = []
     seen: dict[str, Case] = {}

@@ -49,7 +49,16 @@ MALFORMED = {
             '{ type = "conv", units = 2, activation = "sigmoid", bias = "shared" },\n]',
         ),
         'type = "conv"',
-        "network.layers[1].type: expected a known field (one of units, activation, bias, negative_slope)",
+        "network.layers[1].type: expected one of dense, conv2d, max_pool2d, avg_pool2d, batchnorm, layernorm, "
+        "groupnorm, dropout, flatten, got 'conv'",
+    ),
+    "typed network": (
+        _variant(
+            '{ units = 2, activation = "sigmoid", bias = "shared" },\n]',
+            '{ type = "dropout", keep_prob = 0.5 },\n]',
+        ),
+        "layers = [",
+        "network.layers: expected dense layers (worked examples take no typed layers), got 'typed layers'",
     ),
     "unknown bias mode": (
         _variant('bias = "shared" },\n]', 'bias = "common" },\n]'),

@@ -252,6 +252,8 @@ def parse_example(text: str, source: str) -> WorkedExample | GraphExample:
         spec = NetworkSpec.from_dict(data["network"])
     except InputError as err:
         raise reader.reraise(("network",), err, sub="spec") from None
+    if not isinstance(spec, NetworkSpec):  # a typed network (convolution, pooling, …)
+        raise reader.error(("network", "layers"), "dense layers (worked examples take no typed layers)", "typed layers")
     try:
         params = load_parameters(spec, reader.table(data["parameters"], ("parameters",)))
     except InputError as err:

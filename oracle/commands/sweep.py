@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from refbp.cli import EXIT_FOUND, EXIT_OK, load_implementation, non_negative_int, positive_int
+from refbp.errors import InputError
 
 HELP = "check random networks three ways (refbp, torch autograd, finite differences) and write reports"
 
@@ -31,11 +32,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-depth", type=positive_int, default=None, help="layers per network (default up to 4)")
     parser.add_argument("--max-width", type=positive_int, default=None, help="units per layer (default up to 6)")
+    parser.add_argument(
+        "--families",
+        type=_families,
+        default=None,
+        help="network families to draw: mlp,cnn (default every family; only mlp with --impl or --supports)",
+    )
     parser.add_argument("--no-shrink", action="store_true", help="do not shrink failing cases")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _families(text: str) -> tuple[str, ...]:
+    from oracle.families import parse_families
+
+    try:
+        return parse_families(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def run(args: argparse.Namespace) -> int:
+    from oracle.families import family_cases, parse_families
     from oracle.report import write_reports
     from oracle.supports import DEFAULT_MAX_UNSUPPORTED, unsupported_verdict
     from oracle.sweep import run_sweep
@@ -55,7 +72,16 @@ def run(args: argparse.Namespace) -> int:
         kwargs = {"impl": impl, "impl_name": "impl", "impl_ref": args.impl}
     supports = Supports.load(args.supports) if args.supports is not None else None
     bounds = {k: v for k, v in (("max_depth", args.max_depth), ("max_width", args.max_width)) if v is not None}
-    strategy, declared = gate_strategy(impl, None, None, supports, args.dtype, bounds, where="command line")
+    if args.impl or supports is not None:
+        # an implementation follows refbp's dense protocol, which its support declaration describes
+        families = ("mlp",)
+        if args.families not in (None, families):
+            expected = "mlp alone when an --impl or --supports is given"
+            raise InputError("--families", expected, ",".join(args.families), source="command line")
+        strategy, declared = gate_strategy(impl, None, None, supports, args.dtype, bounds, where="command line")
+    else:
+        families, declared = args.families or parse_families(None), None
+        strategy = family_cases(families, dtype=args.dtype or "float64", **bounds)
     result = run_sweep(
         args.cases,
         args.seed,
@@ -76,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "cases": n_cases,
         "dtype": ", ".join(sorted({c.spec.dtype for c in result.cases.values()})) or args.dtype or "float64",
+        "families": ",".join(families),
         "supports": declared.describe() if declared is not None else "not declared",
         "unsupported cases": f"{len(unsupported)} of {n_cases}" if unsupported else "0",
         "fd_mode": args.fd,
