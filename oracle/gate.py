@@ -59,6 +59,7 @@ from oracle.gate_records import (
 )
 from oracle.supports import DEFAULT_MAX_UNSUPPORTED, Supports, Unsupported, as_supports, declared_supports, resolve
 from refbp.errors import InputError
+from refbp.sequential_spec import SequentialSpec
 from refbp.spec import NetworkSpec
 from refbp.trace import QUANTITIES
 
@@ -217,14 +218,16 @@ def gate_strategy(
     if spec is not None and specs is not None:
         raise InputError("specs", "either spec or specs, not both", "both", source=where)
     if spec is not None:
-        if not isinstance(spec, NetworkSpec):
-            raise InputError("spec", "a NetworkSpec", type(spec).__name__, source=where)
+        if not isinstance(spec, NetworkSpec | SequentialSpec):
+            raise InputError("spec", "a NetworkSpec or SequentialSpec", type(spec).__name__, source=where)
         network = sorted(k for k in bounds if k not in ("min_batch", "max_batch", "targets"))
         if network:
             expected = "only min_batch, max_batch and targets with a given spec (the network is fixed)"
             raise InputError(network[0], expected, bounds[network[0]], source=where)
         if dtype is not None and dtype != spec.dtype:
             spec = spec.replace(dtype=dtype)
+        if isinstance(spec, SequentialSpec):
+            return _typed_strategy(spec, declared_source, bounds, where)
         declared = resolve(declared_source, bounds, where=where)
         reason = declared.covers(spec) if declared_source is not None else ""
         if reason:
@@ -242,6 +245,22 @@ def gate_strategy(
     declared = resolve(declared_source, bounds, where=where)  # a bad bound is named as the gate's argument
     strategy = case_strategy(specs, supports=declared_source, **bounds)
     return strategy, (declared if declared_source is not None else None)
+
+
+def _typed_strategy(spec: SequentialSpec, declared_source: Any, bounds: dict[str, Any], where: str) -> tuple[Any, None]:
+    """Cases of one typed network: random parameters and batches (a support declaration describes dense networks)."""
+    from hypothesis import strategies as st
+
+    from oracle.families import family_cases
+
+    if declared_source is not None:
+        expected = "a dense NetworkSpec when a support declaration is given (it describes dense networks)"
+        raise InputError("spec", expected, "a SequentialSpec", source=where)
+    for name in ("min_batch", "targets"):
+        if name in bounds:
+            expected = "only max_batch with a typed network (its family draws the rest)"
+            raise InputError(name, expected, bounds[name], source=where)
+    return family_cases(dtype=spec.dtype, specs=st.just(spec), **bounds), None
 
 
 def run_gate(

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         note = f"refbp sweep: --device {args.device}: CUDA is not available, the torch twin runs on the CPU"
         print(note, file=sys.stderr)
     from oracle.gate import gate_strategy
-    from oracle.supports import Supports
+    from oracle.supports import Supports, resolve
 
     impl: Any = None
     kwargs: dict[str, Any] = {}
@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         strategy, declared = gate_strategy(impl, None, None, supports, args.dtype, bounds, where="command line")
     else:
         families, declared = args.families or parse_families(None), None
+        resolve(None, bounds, where="command line")  # a bad bound is named as the option it came from
         strategy = family_cases(families, dtype=args.dtype or "float64", **bounds)
     result = run_sweep(
         args.cases,
