@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING
 from grading.interfaces import INTERFACES
 from refbp.cli import EXIT_FOUND, EXIT_OK, non_negative_int, positive_int
 from refbp.errors import InputError
+from refbp.output_paths import distinct_outputs, output_file
 
 if TYPE_CHECKING:
     from grading.grader import SubmissionResult
@@ -82,24 +82,6 @@ def existing_file(path: Path, what: str) -> Path:
     return path
 
 
-def writable_file(path: Path, option: str) -> Path:
-    """``path`` once its folder exists (created if needed), or an :class:`InputError` naming ``option``.
-
-    Checked before anything is graded, so that a typo in an output path costs no grading time.
-    """
-    if path.is_dir():
-        raise InputError(option, "a file path, not a folder", str(path), source="command line")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(
-            option, f"a path in a folder that can be created ({err.strerror})", str(path), source="command line"
-        ) from None
-    if not os.access(path.parent, os.W_OK | os.X_OK):
-        raise InputError(option, "a path in a writable folder", str(path), source="command line")
-    return path
-
-
 def written(write: Callable[[], None], what: str) -> None:
     """Run ``write`` (which writes output files); an ``OSError`` becomes an :class:`InputError` (exit 2)."""
     try:
@@ -114,11 +96,8 @@ def run(args: argparse.Namespace) -> int:
 
     path = existing_file(args.submission, "submission")
     requested = {kind: getattr(args, kind) for kind in FORMATS if getattr(args, kind) is not None}
-    targets = {kind: writable_file(p, f"--{kind}") for kind, p in requested.items()}
-    if len({p.resolve() for p in targets.values()}) < len(targets):
-        raise InputError(
-            "outputs", "a different path for each format", " ".join(map(str, targets.values())), source="command line"
-        )
+    targets = {kind: output_file(p, f"--{kind}", inputs=[path]) for kind, p in requested.items()}
+    distinct_outputs((f"--{kind}", p) for kind, p in targets.items())
     result = grade_submission(path, args.interface, args.seed, limits_from(args))
     written(lambda: write_outputs(result, targets), "outputs")
     print(summary_text(result))

@@ -2,7 +2,9 @@
 
 Always written, into ``--out``: ``<name>/result.json``, ``<name>/results.json`` (Gradescope),
 ``<name>/junit.xml`` and ``<name>/feedback.md`` for each submission ``<name>.py``, and
-``summary.md`` / ``summary.csv`` for the folder. ``--json``, ``--junit`` and ``--markdown``
+``summary.md`` / ``summary.csv`` for the folder. ``<name>`` is the file name made safe
+(:func:`refbp.output_paths.output_names`): ``..py`` or ``summary.md.py`` cannot write into
+``--out`` itself or over the summary. ``--json``, ``--junit`` and ``--markdown``
 take a path like ``refbp check``'s: without ``{name}`` in it, one combined file for the
 whole folder (see :data:`grading.outputs.FOLDER_RENDERERS`); with ``{name}``, one file per
 submission, ``{name}`` replaced by the submission's file name without ``.py``. A Gradescope
@@ -12,13 +14,15 @@ submission, ``{name}`` replaced by the submission's file name without ``.py``. A
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from grading.check_command import add_sandbox_arguments, limits_from, summary_text, writable_file, written
+from grading.check_command import add_sandbox_arguments, limits_from, summary_text, written
 from refbp.cli import EXIT_FOUND, EXIT_OK, positive_int
 from refbp.errors import InputError
+from refbp.output_paths import distinct_outputs, output_file, output_folder, output_names
 
 if TYPE_CHECKING:
     from grading.grader import SubmissionResult
@@ -26,6 +30,8 @@ if TYPE_CHECKING:
 HELP = "grade a folder of homework submissions in parallel sandboxes and write a summary table"
 #: The field a per-submission output path names, filled with each submission's name.
 NAME = "{name}"
+#: The folder's own files in ``--out``; no submission's output folder may take these names.
+SUMMARY_FILES = ("summary.md", "summary.csv")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +54,9 @@ def per_submission(template: str, stem: str) -> Path:
     return Path(template.replace(NAME, stem))
 
 
-def output_templates(args: argparse.Namespace, stems: list[str]) -> tuple[dict[str, str], dict[str, Path]]:
+def output_templates(
+    args: argparse.Namespace, names: list[str], inputs: list[Path]
+) -> tuple[dict[str, str], dict[str, Path]]:
     """``(per-submission templates, combined paths)`` of the requested formats, each checked writable.
 
     A template is checked for every submission (a folder in it may differ per name).
@@ -61,8 +69,8 @@ def output_templates(args: argparse.Namespace, stems: list[str]) -> tuple[dict[s
         if text is None:
             continue
         if NAME in text:
-            for stem in stems:
-                writable_file(per_submission(text, stem), f"--{kind}")
+            for name in names:
+                output_file(per_submission(text, name), f"--{kind}", inputs=inputs)
             templates[kind] = text
         elif kind == "gradescope":
             raise InputError(
@@ -72,8 +80,25 @@ def output_templates(args: argparse.Namespace, stems: list[str]) -> tuple[dict[s
                 source="command line",
             )
         else:
-            combined[kind] = writable_file(Path(text), f"--{kind}")
+            combined[kind] = output_file(Path(text), f"--{kind}", inputs=inputs)
     return templates, combined
+
+
+def planned_outputs(out: Path, names: dict[str, str], templates: dict[str, str], combined: dict[str, Path]) -> None:
+    """Refuse two outputs on one path, or a file where a submission's output folder goes."""
+    from grading.outputs import FOLDER_FILES
+
+    files = [("--out", out / name) for name in SUMMARY_FILES] + [(f"--{k}", p) for k, p in combined.items()]
+    for name in names.values():
+        files += [("--out", out / name / file) for file in FOLDER_FILES.values()]
+        files += [(f"--{kind}", per_submission(template, name)) for kind, template in templates.items()]
+    distinct_outputs(files)
+    folders = {os.path.normpath(os.path.abspath(out / name)) for name in names.values()}
+    for option, path in files:
+        if os.path.normpath(os.path.abspath(path)) in folders:
+            raise InputError(
+                option, "a path that is not a submission's output folder", str(path), source="command line"
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,13 +110,18 @@ def run(args: argparse.Namespace) -> int:
     paths = submissions_in(args.folder)
     if not paths:
         raise InputError("folder", "at least one .py submission", "none", source="command line")
-    writable_file(args.out / "summary.md", "--out")
-    templates, combined = output_templates(args, [p.stem for p in paths])
+    output_folder(args.out, "--out", files=SUMMARY_FILES, inputs=paths)
+    reserved = [*SUMMARY_FILES, *(Path(getattr(args, kind) or "").name for kind in ("json", "junit", "markdown"))]
+    names = dict(zip((p.name for p in paths), output_names([p.stem for p in paths], reserved=reserved), strict=True))
+    templates, combined = output_templates(args, list(names.values()), paths)
+    planned_outputs(args.out, names, templates, combined)
+    for name in names.values():
+        output_folder(args.out / name, "--out", files=FOLDER_FILES.values(), inputs=paths)
 
     def report(result: SubmissionResult) -> None:
-        stem = Path(result.submission).stem
-        targets = {kind: args.out / stem / name for kind, name in FOLDER_FILES.items()}
-        extra = {kind: per_submission(template, stem) for kind, template in templates.items()}
+        name = names[result.submission]
+        targets = {kind: args.out / name / file for kind, file in FOLDER_FILES.items()}
+        extra = {kind: per_submission(template, name) for kind, template in templates.items()}
         written(lambda: write_outputs(result, targets), "outputs")
         written(lambda: write_outputs(result, extra), "outputs")
         if not args.quiet:

@@ -28,9 +28,7 @@ import html
 import itertools
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from pathlib import Path
@@ -40,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from oracle.compare import FAILING_STATUSES, PAIRS, STATUSES, Row, divergence_rank
+from refbp.output_paths import write_atomically
 
 __all__ = [
     "COLUMNS",
@@ -53,6 +52,8 @@ __all__ = [
     "write_reports",
 ]
 
+#: The files :func:`write_reports` writes, ``{stem}.{kind}``.
+REPORT_KINDS = ("csv", "json", "md", "html")
 #: Columns of the tidy table: the fields of :class:`Row`, then ``diagnosis``.
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Row)) + (
     () if "diagnosis" in {f.name for f in fields(Row)} else ("diagnosis",)
@@ -991,67 +992,6 @@ def render_html(summary: Mapping, rows: pd.DataFrame | None = None) -> str:
 # --------------------------------------------------------------------------- files
 
 
-def _fsync_dir(path: Path) -> None:
-    """Make a rename durable (POSIX); best effort elsewhere."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _stage(path: Path, text: str) -> Path:
-    """Write ``text`` to a fsynced temp file next to ``path``; return the temp path.
-
-    ``mkstemp`` creates the file private (0600); it gets the mode an ordinary
-    ``open()`` would have given it (0666 less the umask), so reports stay readable.
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return Path(tmp)
-
-
-def _write_all_atomically(files: dict[Path, str]) -> None:
-    """Stage every file first, then move each into place with :func:`os.replace`.
-
-    Each file is replaced atomically. If anything fails, the temp files are removed and
-    files not yet replaced keep their old content.
-    """
-    staged: dict[Path, Path] = {}
-    try:
-        for path, text in files.items():
-            staged[path] = _stage(path, text)
-        for path, tmp in list(staged.items()):
-            os.replace(tmp, path)
-            del staged[path]
-    finally:
-        for tmp in staged.values():
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-    for parent in {p.parent for p in files}:
-        _fsync_dir(parent)
-
-
 def write_reports(
     out_dir: Path | str,
     rows: pd.DataFrame | Iterable[Row | Mapping] | None,
@@ -1068,12 +1008,12 @@ def write_reports(
     out_dir.mkdir(parents=True, exist_ok=True)
     df = as_frame(rows)
     summary = summarise(df, meta)
-    paths = {kind: out_dir / f"{stem}.{kind}" for kind in ("csv", "json", "md", "html")}
+    paths = {kind: out_dir / f"{stem}.{kind}" for kind in REPORT_KINDS}
     texts = {
         paths["csv"]: df.to_csv(index=False, lineterminator="\n"),
         paths["json"]: json.dumps(summary, indent=2, allow_nan=False, ensure_ascii=False) + "\n",
         paths["md"]: render_markdown(summary),
         paths["html"]: render_html(summary, df),
     }
-    _write_all_atomically(texts)
+    write_atomically(texts)
     return paths

@@ -3,7 +3,7 @@
 A command module defines ``HELP`` (one line), ``add_arguments(parser)`` and
 ``run(args) -> int``; it keeps heavy imports (torch, pandas) inside ``run`` so that
 ``refbp --help`` stays fast. Exit status: 0 when everything agrees, 1 when a discrepancy
-is found, 2 on bad usage or bad input (one line on stderr, no traceback).
+is found, 2 on bad usage or bad input (one line on stderr, no traceback), 130 after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from refbp import interrupts
 from refbp.errors import InputError
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
@@ -98,12 +99,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except InputError as err:
-        sys.stderr.write(f"refbp: error: {err}\n")
-        return EXIT_USAGE
+    """Run one command; Ctrl-C at any moment gives one line on stderr and exit status 130.
+
+    A command that has checked something when it is interrupted writes its partial report
+    first (see ``refbp sweep``).
+    """
+    with interrupts.handling():
+        try:
+            args = build_parser().parse_args(argv)
+            return args.run(args)
+        except InputError as err:
+            sys.stderr.write(f"refbp: error: {err}\n")
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            sys.stderr.write("refbp: interrupted\n")
+            return interrupts.EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

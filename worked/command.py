@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from refbp.cli import EXIT_FOUND, EXIT_OK
+from refbp.output_paths import output_file, output_folder
 
 HELP = "check the numbers printed in worked examples (TOML), claim by claim, three ways"
 BUNDLED_DIR = Path(__file__).parent / "examples"
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from worked.evaluate import check_example
     from worked.example_file import load_example, parse_example
-    from worked.report import render_text, summarise, write_reports
+    from worked.report import STEM, render_text, summarise, write_reports
 
     if args.files:
         examples = [load_example(path) for path in args.files]
@@ -42,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
             parse_example(path.read_text(encoding="utf-8"), f"worked/examples/{path.name}")
             for path in bundled_examples()
         ]
+    names = [f"{STEM}.{kind}" for kind in ("json", "md", "html")]
+    output_folder(args.out, "--out", files=names, inputs=args.files)
+    if args.json is not None:
+        output_file(args.json, "--json", inputs=args.files)
     checked = [(example, check_example(example, device=args.device)) for example in examples]
     meta = {
         "title": "refbp examples",

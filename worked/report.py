@@ -26,7 +26,8 @@ from typing import Any
 
 from tabulate import tabulate
 
-from oracle.report import _CSS, _e, _jsonable, _md_code, _md_table, _md_text, _write_all_atomically
+from oracle.report import _CSS, _e, _jsonable, _md_code, _md_table, _md_text
+from refbp.output_paths import write_atomically
 from worked.evaluate import FAILING, STATUSES, ClaimResult
 from worked.example_file import WorkedExample
 
@@ -274,5 +275,5 @@ def write_reports(out_dir: Path | str, summary: Mapping[str, Any], json_copy: Pa
         json_copy = Path(json_copy)
         json_copy.parent.mkdir(parents=True, exist_ok=True)
         files[json_copy] = text
-    _write_all_atomically(files)
+    write_atomically(files)
     return list(files)

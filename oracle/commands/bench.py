@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from refbp.cli import EXIT_FOUND, EXIT_OK, positive_int
+from refbp.output_paths import output_folder
 
 HELP = "benchmark refbp against PyTorch autograd and gradcheck and write reports/benchmarks.md (+ .svg, .json)"
 
@@ -26,8 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from oracle.bench import BenchConfig, run_benchmarks, write_report
+    from oracle.bench import REPORT_KINDS, BenchConfig, run_benchmarks, write_report
 
+    output_folder(args.out, "--out", files=[f"benchmarks.{kind}" for kind in REPORT_KINDS])
     config = BenchConfig.smoke_test() if args.smoke else BenchConfig()
     changes = {
         "repeats": args.repeats,

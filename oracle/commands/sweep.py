@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from refbp.cli import EXIT_FOUND, EXIT_OK, load_implementation, non_negative_int, positive_int
+from refbp.output_paths import output_folder
 
 HELP = "check random networks three ways (refbp, torch autograd, finite differences) and write reports"
 
@@ -27,10 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from oracle.report import write_reports
+    from oracle.report import REPORT_KINDS, write_reports
     from oracle.sweep import run_sweep
     from oracle.torch_twin import resolve_device
 
+    impl_file = args.impl.rpartition(":")[0] if args.impl else ""
+    inputs = [impl_file] if impl_file.endswith(".py") else []
+    output_folder(args.out, "--out", files=[f"sweep.{kind}" for kind in REPORT_KINDS], inputs=inputs)
     device = str(resolve_device(args.device))
     if args.device not in (None, "cpu") and device == "cpu":
         note = f"refbp sweep: --device {args.device}: CUDA is not available, the torch twin runs on the CPU"
