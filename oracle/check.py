@@ -36,6 +36,7 @@ from oracle.compare import FAILING_STATUSES, Row, compare_arrays, error_row, fir
 from oracle.diagnosis import array_pattern, entry_hint, structural_hint
 from oracle.finite_diff import fd_directional_many, fd_gradients, fd_targets, random_directions_many
 from oracle.torch_twin import torch_backprop
+from refbp import interrupts
 from refbp.network import backprop as refbp_backprop
 from refbp.spec import NetworkSpec
 from refbp.trace import BACKWARD_QUANTITIES, ForwardTrace, Gradients, quantity_map
@@ -101,9 +102,18 @@ def _run_impl(impl: Implementation, spec, params, X, T):
     try:
         result = impl(spec, {k: v.copy() for k, v in params.items()}, X.copy(), T.copy())
         mine, provided = result_quantities(result)
-    except Exception as err:  # the implementation under test may fail in any way; that is a finding
-        return {}, None, f"{type(err).__name__}: {err}".splitlines()[0]
+    except KeyboardInterrupt as err:
+        if interrupts.genuine():
+            raise
+        return {}, None, _one_line(err)
+    except (Exception, SystemExit) as err:  # the implementation under test may fail in any way; that is a finding
+        return {}, None, _one_line(err)
     return mine, provided, ""
+
+
+def _one_line(err: BaseException) -> str:
+    """``"SystemExit: 0"``: an exception as the first line of its name and message."""
+    return (f"{type(err).__name__}: {err}".splitlines() or [type(err).__name__])[0]
 
 
 def check_case(

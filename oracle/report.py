@@ -425,6 +425,8 @@ def _verdict_parts(summary: Mapping) -> tuple[str, str]:
         detail = f"{cases}, {_fmt_int(n_fail)} failing case{'' if n_fail == 1 else 's'}: " + ", ".join(parts)
     if counts.get("kink", 0):
         detail += f" ({_plural(counts['kink'], 'kink')})"
+    if meta.get("interrupted"):
+        detail += " (interrupted: yes; only the cases checked before Ctrl-C)"
     return word, detail
 
 

@@ -144,43 +144,52 @@ def run_sweep(
 
     shrunk: list[dict] = []
     if shrink and not interrupted:
-        signatures: list[str] = []
-        for result in results:
-            sig = failure_signature(result)
-            if sig and sig not in signatures:
-                signatures.append(sig)
-        for number, sig in enumerate(signatures[:max_shrinks], start=1):
-            smallest = _shrink(strategy, seed, n_cases, sig, check)
-            if smallest is None:
-                continue
-            case_id = f"shrunk-{number}"
-            result = check(smallest, case_id)
-            results.append(result)
-            seen[case_id] = smallest
-            first = result.first
-            shrunk.append(
-                {
-                    "case_id": case_id,
-                    "signature": sig,
-                    "case": smallest.to_dict(),
-                    "replay": smallest.replay_command(impl=impl_ref),
-                    "depth": smallest.spec.depth,
-                    "batch": smallest.batch,
-                    "first_divergence": None
-                    if first is None
-                    else {
-                        "layer": first.layer,
-                        "quantity": first.quantity,
-                        "pair": first.pair,
-                        "max_rel_err": first.max_rel_err,
-                        "diagnosis": first.diagnosis,
-                    },
-                    "description": describe(result),
-                }
-            )
+        try:
+            _shrink_failures(strategy, seed, n_cases, max_shrinks, impl_ref, check, results, seen, shrunk)
+        except KeyboardInterrupt:
+            # Shrinking only adds to what was checked: keep every case and each shrunk one found so far.
+            interrupted = True
     return SweepResult(
         results=results, cases=seen, shrunk=shrunk, wall_seconds=time.perf_counter() - started, interrupted=interrupted
     )
+
+
+def _shrink_failures(strategy, seed, n_cases, max_shrinks, impl_ref, check, results, seen, shrunk) -> None:
+    """Shrink each distinct failure signature of ``results`` (at most ``max_shrinks``); append what is found."""
+    signatures: list[str] = []
+    for result in results:
+        sig = failure_signature(result)
+        if sig and sig not in signatures:
+            signatures.append(sig)
+    for number, sig in enumerate(signatures[:max_shrinks], start=1):
+        smallest = _shrink(strategy, seed, n_cases, sig, check)
+        if smallest is None:
+            continue
+        case_id = f"shrunk-{number}"
+        result = check(smallest, case_id)
+        results.append(result)
+        seen[case_id] = smallest
+        first = result.first
+        shrunk.append(
+            {
+                "case_id": case_id,
+                "signature": sig,
+                "case": smallest.to_dict(),
+                "replay": smallest.replay_command(impl=impl_ref),
+                "depth": smallest.spec.depth,
+                "batch": smallest.batch,
+                "first_divergence": None
+                if first is None
+                else {
+                    "layer": first.layer,
+                    "quantity": first.quantity,
+                    "pair": first.pair,
+                    "max_rel_err": first.max_rel_err,
+                    "diagnosis": first.diagnosis,
+                },
+                "description": describe(result),
+            }
+        )
 
 
 def _shrink(strategy, seed: int, n_cases: int, signature: str, check) -> Case | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from refbp.cli import EXIT_FOUND, EXIT_OK, load_implementation, non_negative_int, positive_int
+from refbp.interrupts import EXIT_INTERRUPTED
 from refbp.output_paths import output_folder
 
 HELP = "check random networks three ways (refbp, torch autograd, finite differences) and write reports"
@@ -70,9 +71,16 @@ def run(args: argparse.Namespace) -> int:
         "depth_by_case": {r.case: r.depth for r in result.results},
         "cases_json": {cid: case.to_dict() for cid, case in result.cases.items()},
     }
+    if result.interrupted and not result.results:
+        raise KeyboardInterrupt
     paths = write_reports(args.out, rows, meta)
+    if result.interrupted:
+        checked = meta["cases"]
+        reports = ", ".join(str(p) for p in paths.values())
+        sys.stderr.write(f"refbp: interrupted after {checked} of {args.cases} cases; partial reports: {reports}\n")
+        return EXIT_INTERRUPTED
     print(summary_text(result, rows, paths))
-    return EXIT_OK if result.passed and not result.interrupted else EXIT_FOUND
+    return EXIT_OK if result.passed else EXIT_FOUND
 
 
 def summary_text(result, rows, paths) -> str:

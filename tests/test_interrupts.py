@@ -1,0 +1,92 @@
+"""Ctrl-C (a real SIGINT to a real process): one line, exit 130, a partial report marked interrupted, no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REFBP = Path(sys.executable).with_name("refbp")
+ROOT = Path(__file__).resolve().parents[1]
+# This checkout's code, whatever the environment's refbp was installed from.
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+# An implementation that drops a marker file on its N-th call, so that the test knows the
+# sweep has reached a given point (the generate phase, or shrinking), and waits there for Ctrl-C.
+IMPL = """
+import os
+import time
+from refbp import backprop
+
+calls = [0]
+
+
+def impl(spec, params, X, T):
+    calls[0] += 1
+    if calls[0] == int(os.environ["MARK_AT"]):
+        open(os.environ["MARK"], "w").close()
+        time.sleep(60)  # Ctrl-C comes here
+    trace, grads = backprop(spec, params, X, T)
+    if os.environ.get("BUGGY"):
+        return {"W1": 2 * grads.layers[0].grad_W}
+    return trace, grads
+"""
+
+
+def _interrupt_when_marked(tmp_path: Path, argv: list[str], mark_at: int, buggy: bool) -> subprocess.CompletedProcess:
+    module = tmp_path / "marked.py"
+    module.write_text(IMPL)
+    mark = tmp_path / "mark"
+    env = {**ENV, "MARK": str(mark), "MARK_AT": str(mark_at), "BUGGY": "1" if buggy else ""}
+    process = subprocess.Popen(
+        [str(REFBP), *argv, "--impl", f"{module}:impl", "--out", str(tmp_path / "r"), "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not mark.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert mark.exists(), "the implementation was never called often enough"
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def test_ctrl_c_during_the_sweep_writes_the_partial_report(tmp_path):
+    done = _interrupt_when_marked(tmp_path, ["sweep", "--cases", "100000", "--fd", "off"], 5, buggy=False)
+    assert done.returncode == 130 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("refbp: interrupted after ")
+    assert done.stdout == ""
+    summary = json.loads((tmp_path / "r" / "sweep.json").read_text())
+    assert summary["meta"]["interrupted"] is True and summary["meta"]["cases"] >= 4
+    assert f"{summary['meta']['cases']} of 100000 cases" in done.stderr
+    report = (tmp_path / "r" / "sweep.md").read_text()
+    assert "(interrupted: yes; only the cases checked before Ctrl-C)" in report and "interrupted: `yes`" in report
+
+
+def test_ctrl_c_while_shrinking_keeps_every_checked_case(tmp_path):
+    # Three cases are generated (three calls), then shrinking calls the implementation again.
+    done = _interrupt_when_marked(tmp_path, ["sweep", "--cases", "3", "--fd", "off"], 5, buggy=True)
+    assert done.returncode == 130 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1 and "interrupted after 3 of 3 cases" in done.stderr
+    summary = json.loads((tmp_path / "r" / "sweep.json").read_text())
+    assert summary["meta"]["interrupted"] is True and summary["verdict"] == "fail"
+    assert {"c0001", "c0002", "c0003"} <= {row["case"] for row in summary["failing_rows"]}
+
+
+def test_ctrl_c_in_the_first_moments_is_one_line_and_exit_130(tmp_path):
+    for command in (["sweep", "--out", str(tmp_path / "r")], ["examples", "--out", str(tmp_path / "e")]):
+        process = subprocess.Popen(
+            [str(REFBP), *command], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        time.sleep(0.4)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+        assert (process.returncode, err, out) == (130, "refbp: interrupted\n", ""), err
