@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from oracle.finite_diff import preactivations
+from refbp import limits
 from refbp.errors import InputError
 from refbp.spec import KINKED_ACTIVATIONS, NetworkSpec, parse_json
 
@@ -75,7 +76,9 @@ class Case:
             raise InputError("batch", "a positive integer", batch, source=source)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise InputError("seed", "a non-negative integer", seed, source=source)
-        return cls(spec=NetworkSpec.from_dict(data["spec"], source=f"{source}: spec"), batch=batch, seed=seed)
+        spec = NetworkSpec.from_dict(data["spec"], source=f"{source}: spec")
+        limits.check_batch(batch, max(spec.widths), "batch", source=source)
+        return cls(spec=spec, batch=batch, seed=seed)
 
     @classmethod
     def from_json(cls, text: str, *, source: str = "case") -> Case:

@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from refbp import interrupts
+from refbp import interrupts, limits
 from refbp.errors import InputError
+from refbp.limits import DEFAULTS
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
 
@@ -40,11 +41,26 @@ class _Parser(argparse.ArgumentParser):
 def _int_at_least(minimum: int, wording: str) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
-            value = int(text)
+            value = int(text) if len(text) <= 40 else minimum - 1
         except ValueError:
             value = minimum - 1
         if value < minimum:
             raise argparse.ArgumentTypeError(f"expected {wording}, got {text!r}")
+        return value
+
+    return parse
+
+
+def int_between(minimum: int, maximum: int, wording: str) -> Callable[[str], int]:
+    """argparse type: an integer in ``minimum..maximum``, worded as ``wording``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text) if len(text) <= 20 else minimum - 1
+        except ValueError:
+            value = minimum - 1
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"expected {wording} ({minimum}..{maximum}), got {text!r}")
         return value
 
     return parse
@@ -89,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="refbp", description="A backpropagation reference checked against PyTorch and finite differences."
     )
+    parser.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="raise a size limit for this run: " + ", ".join(f"{k} (default {v:,})" for k, v in DEFAULTS.items()),
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
@@ -107,7 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with interrupts.handling():
         try:
             args = build_parser().parse_args(argv)
-            return args.run(args)
+            with limits.raised(**dict(limits.parse(text) for text in args.limit)):
+                return args.run(args)
         except InputError as err:
             sys.stderr.write(f"refbp: error: {err}\n")
             return EXIT_USAGE

@@ -39,7 +39,7 @@ _IN_FOLDER = "a path in a folder that can be created"
 _UNSAFE = re.compile(r"[^\w.+-]")
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
     """What a non-regular file is, in words."""
     if stat.S_ISDIR(mode):
         return "a folder"
@@ -110,7 +110,7 @@ def output_file(path: Path | str, option: str, *, inputs: Iterable[Path | str] =
         raise _refuse(option, _IN_FOLDER, path, err.strerror or type(err).__name__) from None
     if info is not None and not stat.S_ISREG(info.st_mode):
         expected = "a file path, not a folder" if stat.S_ISDIR(info.st_mode) else "a regular file or a new name"
-        raise _refuse(option, expected, path, _kind(info.st_mode))
+        raise _refuse(option, expected, path, file_kind(info.st_mode))
     _make_folder(path.parent, option)
     if info is None:
         try:
@@ -141,7 +141,7 @@ def output_folder(
     except OSError as err:
         raise _refuse(option, _IN_FOLDER, folder, err.strerror or type(err).__name__) from None
     if info is not None and not stat.S_ISDIR(info.st_mode):
-        raise _refuse(option, "a folder", folder, "a file" if stat.S_ISREG(info.st_mode) else _kind(info.st_mode))
+        raise _refuse(option, "a folder", folder, "a file" if stat.S_ISREG(info.st_mode) else file_kind(info.st_mode))
     _make_folder(folder, option)
     _probe(folder, option, folder)
     inputs = list(inputs)
@@ -230,7 +230,7 @@ def _replaceable(path: Path) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISREG(info.st_mode):
-        raise InputError(str(path), "a regular file or a new name to write", _kind(info.st_mode), source="output")
+        raise InputError(str(path), "a regular file or a new name to write", file_kind(info.st_mode), source="output")
 
 
 def write_atomically(files: Mapping[Path, str | bytes]) -> None:

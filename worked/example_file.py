@@ -57,6 +57,7 @@ from refbp.data import as_inputs, as_targets, batch_size
 from refbp.errors import InputError
 from refbp.params import Parameters, load_parameters
 from refbp.spec import NetworkSpec
+from refbp.text_input import read_input_text, toml_loads
 from worked.aliases import Entry, check_alias, resolve
 from worked.rounding import Printed, parse_printed
 
@@ -341,7 +342,7 @@ def _part(
 def parse_example(text: str, source: str) -> WorkedExample:
     """Validate a worked-example file given as text; ``source`` names it in errors."""
     try:
-        data = tomllib.loads(text)
+        data = toml_loads(text)
     except tomllib.TOMLDecodeError as err:
         message = str(err)
         line = re.search(r"at line (\d+)", message)
@@ -419,9 +420,4 @@ def _alias_names(spec: NetworkSpec, parts: tuple[Part, ...], aliases: Mapping[st
 def load_example(path: str | Path) -> WorkedExample:
     """Read and validate one worked-example file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        reason = err.strerror if isinstance(err, OSError) else "UTF-8 text"
-        raise InputError("", "a readable worked-example file", reason, source=str(path)) from None
-    return parse_example(text, str(path))
+    return parse_example(read_input_text(path, "a readable worked-example file"), str(path))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from refbp.cli import EXIT_FOUND, EXIT_OK, positive_int
+from refbp.cli import EXIT_FOUND, EXIT_OK, int_between, positive_int
 from refbp.output_paths import output_folder
 
 HELP = "benchmark refbp against PyTorch autograd and gradcheck and write reports/benchmarks.md (+ .svg, .json)"
@@ -18,7 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=positive_int, help="timed samples per candidate (default 7; smoke 2)")
     parser.add_argument("--threads", type=positive_int, help="threads for NumPy's BLAS and torch (default 1)")
     parser.add_argument("--sweep-cases", type=positive_int, help="cases of the sweep benchmark (default 1000)")
-    parser.add_argument("--workers", type=positive_int, help="processes of the parallel sweep (default: all cores)")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    parser.add_argument(
+        "--workers",
+        type=int_between(1, cores, "a number of processes up to the cores of this machine"),
+        help=f"processes of the parallel sweep (default: all {cores} cores)",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from refbp.cli import EXIT_FOUND, EXIT_OK, load_implementation, non_negative_int, positive_int
+from refbp.cli import EXIT_FOUND, EXIT_OK, int_between, load_implementation, non_negative_int, positive_int
 from refbp.interrupts import EXIT_INTERRUPTED
 from refbp.output_paths import output_folder
 
+#: Bounds of --max-depth and --max-width: a sweep checks many small networks, each entry by finite differences.
+MAX_DEPTH, MAX_WIDTH = 32, 256
 HELP = "check random networks three ways (refbp, torch autograd, finite differences) and write reports"
 
 
@@ -22,8 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fd", choices=("full", "directional", "off"), default="full", help="finite differences")
     parser.add_argument("--impl", help="check MODULE:FUNCTION (or FILE.py:FUNCTION) instead of refbp")
     parser.add_argument("--device", default=None, help="torch device for the twin: cpu (default) or cuda")
-    parser.add_argument("--max-depth", type=positive_int, default=4, help="layers per network (default up to 4)")
-    parser.add_argument("--max-width", type=positive_int, default=6, help="units per layer (default up to 6)")
+    depth, width = int_between(1, MAX_DEPTH, "a depth"), int_between(1, MAX_WIDTH, "a width")
+    parser.add_argument(
+        "--max-depth", type=depth, default=4, help=f"layers per network (default up to 4, at most {MAX_DEPTH})"
+    )
+    parser.add_argument(
+        "--max-width", type=width, default=6, help=f"units per layer (default up to 6, at most {MAX_WIDTH})"
+    )
     parser.add_argument("--no-shrink", action="store_true", help="do not shrink failing cases")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
