@@ -27,6 +27,8 @@ class InputError(ValueError):
     def _message(self) -> str:
         got = "" if self.got is None else f", got {_short(self.got)}"
         where = one_line(f"{self.source}: {self.field}" if self.field else self.source)
+        if len(where) > _WHERE_LIMIT:
+            where = where[: _WHERE_LIMIT // 2] + "…" + where[-_WHERE_LIMIT // 2 :]
         return f"{where}: expected {self.expected}{got}"
 
     def with_source(self, source: str) -> InputError:
@@ -40,6 +42,7 @@ def one_line(text: str) -> str:
 
 
 _CONTROL = ("Cc", "Zl", "Zp")
+_WHERE_LIMIT = 400  # characters of source and field kept in a message (a pasted case can be any length)
 
 
 def _short(value: Any, limit: int = 80) -> str:

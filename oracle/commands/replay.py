@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from oracle.check import check_arrays, describe
 
     text, source = args.case, "case"
-    if not text.lstrip().startswith("{"):
+    if not text.lstrip().startswith(("{", "[")):
         text, source = read_input_text(text, "a JSON case or a readable .json file"), text
     case = Case.from_json(text, source=source)
     kwargs: dict[str, Any] = {}
