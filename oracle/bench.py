@@ -76,7 +76,7 @@ from oracle.cases import Case
 from oracle.check import DIRECTIONS
 from oracle.compare import compare_arrays
 from oracle.finite_diff import fd_directional_many, fd_gradients, random_directions_many
-from oracle.report import _md_table
+from oracle.report_markdown import md_table
 from refbp.data import as_targets
 from refbp.losses import dense_targets
 from refbp.network import backprop, textbook_backprop
@@ -941,7 +941,7 @@ def render_markdown(result: Mapping) -> str:
         "",
         "## Targets",
         "",
-        _md_table(
+        md_table(
             ["target", "goal", "measured", "verdict"],
             [
                 [
@@ -958,7 +958,7 @@ def render_markdown(result: Mapping) -> str:
         "",
         "![refbp / torch per grid size](benchmarks.svg)",
         "",
-        _md_table(
+        md_table(
             [
                 "(batch, width, depth)",
                 "parameters",
@@ -1002,7 +1002,7 @@ def render_markdown(result: Mapping) -> str:
     lines += [
         "## Finite differences vs torch.autograd.gradcheck",
         "",
-        _md_table(
+        md_table(
             [
                 "network",
                 "parameters",
@@ -1041,7 +1041,7 @@ def render_markdown(result: Mapping) -> str:
     lines += [
         "## Three-way sweep throughput",
         "",
-        _md_table(
+        md_table(
             ["run", "cases", "wall s", "cases / s", "passed"],
             [
                 [
@@ -1069,7 +1069,7 @@ def render_markdown(result: Mapping) -> str:
         lines += [
             f"## Peak memory of one fwd+bwd at ({memory['batch']}, {memory['width']}, {memory['depth']})",
             "",
-            _md_table(
+            md_table(
                 ["framework", "RSS growth during the pass MiB", "tracemalloc peak MiB"],
                 [
                     ["refbp", _mib(refbp["rss_growth"]), _mib(refbp["tracemalloc_peak"])],

@@ -208,7 +208,7 @@ def sweep_record(
     ``depth_by_case``, ``cases_json`` (case id → case), ``wall_seconds``, ``interrupted``.
     Numbers are plain Python numbers; NaN (an error that was not measured) is ``None``.
     """
-    from oracle.report import _jsonable
+    from oracle.report_table import jsonable as _jsonable
     from oracle.sweep import failure_signature
 
     record = {
@@ -374,7 +374,7 @@ def _first_row(rows: list[Mapping[str, Any]], depth: int) -> Mapping[str, Any]:
 
 def row_summary(row: Mapping[str, Any]) -> str:
     """One line for a row: ``layer 2, dL/dW (impl~torch): mismatch, max rel err 5.0e-1 — diagnosis``."""
-    from oracle.report import _fmt_err
+    from oracle.report_format import fmt_err as _fmt_err
 
     if row["status"] == "error":
         return f"{row['pair'].split('~')[0]} raised {row['message']}"
@@ -389,7 +389,8 @@ def mismatch_message(record: Mapping[str, Any]) -> str:
     tolerance, diagnosis), and that case as JSON in a ``refbp replay`` command."""
     from tabulate import tabulate
 
-    from oracle.report import _fmt_err, _fmt_tol
+    from oracle.report_format import fmt_err as _fmt_err
+    from oracle.report_format import fmt_tol as _fmt_tol
 
     failing = failing_rows(record)
     by_case: dict[str, list[Mapping[str, Any]]] = {}

@@ -26,7 +26,12 @@ from typing import Any
 
 from tabulate import tabulate
 
-from oracle.report import _CSS, _e, _jsonable, _md_code, _md_table, _md_text
+from oracle.report_html import PAGE_CSS as _CSS
+from oracle.report_html import escape_html as _e
+from oracle.report_markdown import md_code as _md_code
+from oracle.report_markdown import md_table as _md_table
+from oracle.report_markdown import md_text as _md_text
+from oracle.report_table import jsonable as _jsonable
 from refbp.output_paths import write_atomically
 from worked.evaluate import FAILING, STATUSES, ClaimResult
 from worked.example_file import WorkedExample
