@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from grading.check_command import add_sandbox_arguments, limits_from, summary_text, written
 from refbp.cli import EXIT_FOUND, EXIT_OK, positive_int
 from refbp.errors import InputError
+from refbp.interrupts import EXIT_INTERRUPTED
 from refbp.output_paths import distinct_outputs, output_file, output_folder, output_names
 
 if TYPE_CHECKING:
@@ -124,12 +125,27 @@ def run(args: argparse.Namespace) -> int:
         extra = {kind: per_submission(template, name) for kind, template in templates.items()}
         written(lambda: write_outputs(result, targets), "outputs")
         written(lambda: write_outputs(result, extra), "outputs")
+        done.append(result)
         if not args.quiet:
             sys.stdout.write(summary_text(result).splitlines()[0] + "\n")
             sys.stdout.flush()
 
-    results = grade_folder(paths, args.interface, args.seed, limits_from(args), jobs=args.jobs, on_result=report)
+    done: list[SubmissionResult] = []
     summary: dict[str, Path] = {}
+    try:
+        results = grade_folder(paths, args.interface, args.seed, limits_from(args), jobs=args.jobs, on_result=report)
+    except KeyboardInterrupt:
+        if not done:
+            raise
+        order = {path.name: number for number, path in enumerate(paths)}
+        graded = sorted(done, key=lambda result: order[result.submission])
+        written(lambda: summary.update(write_summary(graded, args.out)), "outputs")
+        written(lambda: write_folder_outputs(graded, combined), "outputs")
+        sys.stderr.write(
+            f"refbp: interrupted after {len(graded)} of {len(paths)} submissions; "
+            f"summary of those: {summary['md']}, {summary['csv']}\n"
+        )
+        return EXIT_INTERRUPTED
     written(lambda: summary.update(write_summary(results, args.out)), "outputs")
     written(lambda: write_folder_outputs(results, combined), "outputs")
     passed = sum(1 for r in results if r.passed)

@@ -90,3 +90,32 @@ def test_ctrl_c_in_the_first_moments_is_one_line_and_exit_130(tmp_path):
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=120)
         assert (process.returncode, err, out) == (130, "refbp: interrupted\n", ""), err
+
+
+def test_ctrl_c_while_grading_a_folder_writes_the_summary_of_what_was_graded(tmp_path):
+    correct = (Path(__file__).parent / "submissions" / "layers" / "vectorised.py").read_text()
+    folder = tmp_path / "class"
+    folder.mkdir()
+    (folder / "a_first.py").write_text(correct)
+    # Sleeps in the sandbox long enough for Ctrl-C to arrive while it is being graded.
+    (folder / "b_slow.py").write_text("import time\ntime.sleep(3)\n" + correct)
+    (folder / "c_never.py").write_text(correct)
+    out = tmp_path / "grades"
+    process = subprocess.Popen(
+        [str(REFBP), "grade", str(folder), "--interface", "layers", "--jobs", "1", "--out", str(out), "--quiet"],
+        cwd=tmp_path,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "a_first" / "result.json").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in err, err
+    assert err.count("\n") == 1 and err.startswith("refbp: interrupted after ") and " of 3 submissions" in err
+    summary = (out / "summary.csv").read_text()
+    assert "a_first.py" in summary and "c_never.py" not in summary
+    assert not (out / "c_never").exists() or not (out / "c_never" / "result.json").exists()
