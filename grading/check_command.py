@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from grading.interfaces import INTERFACES
-from refbp.cli import EXIT_FOUND, EXIT_OK, non_negative_int, positive_int
+from refbp.cli import EXIT_FOUND, EXIT_OK, non_negative_int, output_path, positive_int
 from refbp.errors import InputError
 from refbp.output_paths import distinct_outputs, output_file
 
@@ -69,10 +69,10 @@ def limits_from(args: argparse.Namespace) -> SandboxLimits:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("submission", type=Path, help="the student's .py file")
     add_sandbox_arguments(parser)
-    parser.add_argument("--json", type=Path, help="write the JSON result here")
-    parser.add_argument("--gradescope", type=Path, help="write Gradescope's results.json here")
-    parser.add_argument("--junit", type=Path, help="write JUnit XML here")
-    parser.add_argument("--markdown", type=Path, help="write Markdown feedback for the student here")
+    parser.add_argument("--json", type=output_path, help="write the JSON result here")
+    parser.add_argument("--gradescope", type=output_path, help="write Gradescope's results.json here")
+    parser.add_argument("--junit", type=output_path, help="write JUnit XML here")
+    parser.add_argument("--markdown", type=output_path, help="write Markdown feedback for the student here")
 
 
 def existing_file(path: Path, what: str) -> Path:

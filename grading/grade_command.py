@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from grading.check_command import add_sandbox_arguments, limits_from, summary_text, written
-from refbp.cli import EXIT_FOUND, EXIT_OK, positive_int
+from refbp.cli import EXIT_FOUND, EXIT_OK, output_path, positive_int
 from refbp.errors import InputError
 from refbp.interrupts import EXIT_INTERRUPTED
 from refbp.output_paths import distinct_outputs, output_file, output_folder, output_names
@@ -38,7 +38,7 @@ SUMMARY_FILES = ("summary.md", "summary.csv")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", type=Path, help="folder holding one .py file per submission")
     add_sandbox_arguments(parser)
-    parser.add_argument("--out", type=Path, default=Path("grades"), help="output folder (default grades/)")
+    parser.add_argument("--out", type=output_path, default=Path("grades"), help="output folder (default grades/)")
     parser.add_argument("--jobs", type=positive_int, default=2, help="submissions graded at once (default 2)")
     parser.add_argument("--quiet", action="store_true", help="no line per submission")
     per = f"; with {NAME} in PATH, one file per submission ({NAME} = its file name without .py)"

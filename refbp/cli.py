@@ -66,6 +66,16 @@ def int_between(minimum: int, maximum: int, wording: str) -> Callable[[str], int
     return parse
 
 
+def output_path(text: str) -> Path:
+    """argparse type of an output path: any non-empty path (``""`` would silently mean the current folder).
+
+    The path itself is checked by :mod:`refbp.output_paths` once the command knows what it writes there.
+    """
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got ''")
+    return Path(text)
+
+
 positive_int = _int_at_least(1, "a positive integer")
 """argparse type: an integer >= 1."""
 non_negative_int = _int_at_least(0, "an integer >= 0")

@@ -222,3 +222,28 @@ def test_grade_names_hostile_submissions_safely(tmp_path, capsys):
     assert (out / "submission" / "feedback.md").read_text().count("..py") >= 1
     assert not (out / "result.json").exists()
     assert "3/3 submissions pass" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sweep", "--out", ""],
+        ["bench", "--out", ""],
+        ["examples", "--out", ""],
+        ["examples", "--json", ""],
+        ["check", "x.py", "--interface", "layers", "--json", ""],
+        ["grade", ".", "--interface", "layers", "--out", ""],
+        ["grade", ".", "--interface", "layers", "--json", ""],
+    ],
+)
+def test_an_empty_output_path_is_refused_not_read_as_the_current_folder(argv, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.py").write_text("x = 1\n")
+    try:
+        code = main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    assert code == 2
+    _one_line_error(capsys, "expected a")
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert written == [tmp_path / "x.py"]

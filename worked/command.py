@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from refbp.cli import EXIT_FOUND, EXIT_OK
+from refbp.cli import EXIT_FOUND, EXIT_OK, output_path
 from refbp.output_paths import output_file, output_folder
 
 HELP = "check the numbers printed in worked examples (TOML), claim by claim, three ways"
@@ -25,8 +25,8 @@ def bundled_examples() -> list[Path]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="*", type=Path, help="worked-example files (default: the bundled examples)")
-    parser.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default reports/)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the JSON report to this path")
+    parser.add_argument("--out", type=output_path, default=Path("reports"), help="report folder (default reports/)")
+    parser.add_argument("--json", type=output_path, default=None, help="also write the JSON report to this path")
     parser.add_argument("--device", default=None, help="torch device for the twin: cpu (default) or cuda")
     parser.add_argument("--quiet", action="store_true", help="print only the verdict and the wrong claims")
 

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from refbp.cli import EXIT_FOUND, EXIT_OK, int_between, positive_int
+from refbp.cli import EXIT_FOUND, EXIT_OK, int_between, output_path, positive_int
 from refbp.output_paths import output_folder
 
 HELP = "benchmark refbp against PyTorch autograd and gradcheck and write reports/benchmarks.md (+ .svg, .json)"
@@ -15,7 +15,7 @@ HELP = "benchmark refbp against PyTorch autograd and gradcheck and write reports
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 2 repeats: a few seconds (what CI runs)")
-    parser.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default reports/)")
+    parser.add_argument("--out", type=output_path, default=Path("reports"), help="report folder (default reports/)")
     parser.add_argument("--repeats", type=positive_int, help="timed samples per candidate (default 7; smoke 2)")
     parser.add_argument("--threads", type=positive_int, help="threads for NumPy's BLAS and torch (default 1)")
     parser.add_argument("--sweep-cases", type=positive_int, help="cases of the sweep benchmark (default 1000)")

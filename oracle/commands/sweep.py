@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from refbp.cli import EXIT_FOUND, EXIT_OK, int_between, load_implementation, non_negative_int, positive_int
+from refbp.cli import EXIT_FOUND, EXIT_OK, int_between, load_implementation, non_negative_int, output_path, positive_int
 from refbp.interrupts import EXIT_INTERRUPTED
 from refbp.output_paths import output_folder
 
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cases", type=positive_int, default=500, help="number of random cases (default 500)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="hypothesis seed (default 0)")
     parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    parser.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default reports/)")
+    parser.add_argument("--out", type=output_path, default=Path("reports"), help="report folder (default reports/)")
     parser.add_argument("--fd", choices=("full", "directional", "off"), default="full", help="finite differences")
     parser.add_argument("--impl", help="check MODULE:FUNCTION (or FILE.py:FUNCTION) instead of refbp")
     parser.add_argument("--device", default=None, help="torch device for the twin: cpu (default) or cuda")
