@@ -67,6 +67,17 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.abspath(a) == os.path.abspath(b)
 
 
+def _status(path: Path, option: str, *, follow: bool) -> os.stat_result | None:
+    """``stat`` (or ``lstat``) of ``path``, ``None`` when nothing is there."""
+    try:
+        return os.stat(path) if follow else os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        # ENOTDIR: a component of the path is a regular file; ENAMETOOLONG, EACCES: unusable.
+        raise _refuse(option, _IN_FOLDER, path, err.strerror or type(err).__name__) from None
+
+
 def _make_folder(folder: Path, option: str) -> None:
     """Create ``folder`` (and its parents); refuse when a file stands in the way."""
     try:
@@ -101,13 +112,7 @@ def output_file(path: Path | str, option: str, *, inputs: Iterable[Path | str] =
     for source in inputs:
         if _same_file(path, Path(source)):
             raise _refuse(option, "a path other than the command's inputs", path, "it is an input")
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        info = None
-    except OSError as err:
-        # ENOTDIR: a component of the path is a regular file; ENAMETOOLONG, EACCES: unusable.
-        raise _refuse(option, _IN_FOLDER, path, err.strerror or type(err).__name__) from None
+    info = _status(path, option, follow=False)
     if info is not None and not stat.S_ISREG(info.st_mode):
         expected = "a file path, not a folder" if stat.S_ISDIR(info.st_mode) else "a regular file or a new name"
         raise _refuse(option, expected, path, file_kind(info.st_mode))
@@ -134,12 +139,7 @@ def output_folder(
     if not text:
         raise InputError(option, "a folder path", "an empty path", source=_SOURCE)
     folder = Path(text)
-    try:
-        info = os.stat(folder)
-    except FileNotFoundError:
-        info = None
-    except OSError as err:
-        raise _refuse(option, _IN_FOLDER, folder, err.strerror or type(err).__name__) from None
+    info = _status(folder, option, follow=True)
     if info is not None and not stat.S_ISDIR(info.st_mode):
         raise _refuse(option, "a folder", folder, "a file" if stat.S_ISREG(info.st_mode) else file_kind(info.st_mode))
     _make_folder(folder, option)

@@ -92,21 +92,7 @@ def load_parameters(
         )
     params: Parameters = {}
     for name, shape in shapes.items():
-        if name not in given:
-            raise InputError(name, f"an array of shape {shape}", "missing", source=source)
-        array = real_array(
-            given[name],
-            name,
-            dtype=dtype or spec.dtype,
-            source=source,
-            allow_nonfinite=allow_nonfinite,
-            expected=f"numbers in an array of shape {shape}",
-        )
-        if shape == (1,) and array.ndim == 0:
-            array = array.reshape(1)
-        if array.shape != shape:
-            raise InputError(name, f"shape {shape}", f"shape {array.shape}", source=source)
-        params[name] = array
+        params[name] = _parameter(given, name, shape, dtype or spec.dtype, source, allow_nonfinite)
     return params
 
 
@@ -123,17 +109,29 @@ def checked_parameters(
         raise InputError("", "a mapping {W1: ..., b1: ...}", type(params).__name__, source=source)
     out: Parameters = {}
     for name, shape in spec.parameter_shapes().items():
-        if name not in params:
-            raise InputError(name, f"an array of shape {shape}", "missing", source=source)
-        array = real_array(
-            params[name], name, source=source, allow_nonfinite=allow_nonfinite, expected=f"numbers of shape {shape}"
-        )
-        if shape == (1,) and array.ndim == 0:
-            array = array.reshape(1)
-        if array.shape != shape:
-            raise InputError(name, f"shape {shape}", f"shape {array.shape}", source=source)
-        out[name] = array
+        out[name] = _parameter(params, name, shape, None, source, allow_nonfinite)
     return out
+
+
+def _parameter(
+    given: Mapping[str, Any], name: str, shape: tuple[int, ...], dtype: str | None, source: str, allow_nonfinite: bool
+) -> np.ndarray:
+    """``given[name]`` as an array of ``shape`` (a plain number for a shared bias) of real numbers in ``dtype``."""
+    if name not in given:
+        raise InputError(name, f"an array of shape {shape}", "missing", source=source)
+    array = real_array(
+        given[name],
+        name,
+        dtype=dtype,
+        source=source,
+        allow_nonfinite=allow_nonfinite,
+        expected=f"numbers in an array of shape {shape}",
+    )
+    if shape == (1,) and array.ndim == 0:
+        array = array.reshape(1)
+    if array.shape != shape:
+        raise InputError(name, f"shape {shape}", f"shape {array.shape}", source=source)
+    return array
 
 
 def copy_parameters(params: Mapping[str, np.ndarray]) -> Parameters:

@@ -153,7 +153,7 @@ def test_nan_parameters_are_refused_unless_allowed():
         ((SPEC, PARAMS, X, [[datetime.date(2020, 1, 1), 0.0]]), "targets: T: expected numbers, got 'Python objects"),
         (
             (SPEC, {**PARAMS, "W1": [["a", "b"]] * 3}, X, T),
-            "params: W1: expected numbers of shape (3, 2), got 'strings'",
+            "params: W1: expected numbers in an array of shape (3, 2), got 'strings'",
         ),
     ],
 )

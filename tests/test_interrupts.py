@@ -42,18 +42,19 @@ def _interrupt_when_marked(tmp_path: Path, argv: list[str], mark_at: int, buggy:
     module.write_text(IMPL)
     mark = tmp_path / "mark"
     env = {**ENV, "MARK": str(mark), "MARK_AT": str(mark_at), "BUGGY": "1" if buggy else ""}
+    argv = [*argv, "--impl", f"{module}:impl", "--out", str(tmp_path / "r"), "--quiet"]
+    return _interrupt_when(mark, argv, cwd=tmp_path, env=env)
+
+
+def _interrupt_when(marker: Path, argv: list[str], *, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    """Run ``refbp argv``, press Ctrl-C once ``marker`` exists, and wait for the end."""
     process = subprocess.Popen(
-        [str(REFBP), *argv, "--impl", f"{module}:impl", "--out", str(tmp_path / "r"), "--quiet"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        [str(REFBP), *argv], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 120
-    while not mark.exists() and process.poll() is None and time.monotonic() < deadline:
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert mark.exists(), "the implementation was never called often enough"
+    assert marker.exists(), f"{marker.name} never appeared"
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
@@ -101,20 +102,10 @@ def test_ctrl_c_while_grading_a_folder_writes_the_summary_of_what_was_graded(tmp
     (folder / "b_slow.py").write_text("import time\ntime.sleep(3)\n" + correct)
     (folder / "c_never.py").write_text(correct)
     out = tmp_path / "grades"
-    process = subprocess.Popen(
-        [str(REFBP), "grade", str(folder), "--interface", "layers", "--jobs", "1", "--out", str(out), "--quiet"],
-        cwd=tmp_path,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    while not (out / "a_first" / "result.json").exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=120)
-    assert process.returncode == 130 and "Traceback" not in err, err
+    argv = ["grade", str(folder), "--interface", "layers", "--jobs", "1", "--out", str(out), "--quiet"]
+    done = _interrupt_when(out / "a_first" / "result.json", argv, cwd=tmp_path, env=ENV)
+    err = done.stderr
+    assert done.returncode == 130 and "Traceback" not in err, err
     assert err.count("\n") == 1 and err.startswith("refbp: interrupted after ") and " of 3 submissions" in err
     summary = (out / "summary.csv").read_text()
     assert "a_first.py" in summary and "c_never.py" not in summary
