@@ -110,3 +110,25 @@ def test_ctrl_c_while_grading_a_folder_writes_the_summary_of_what_was_graded(tmp
     summary = (out / "summary.csv").read_text()
     assert "a_first.py" in summary and "c_never.py" not in summary
     assert not (out / "c_never").exists() or not (out / "c_never" / "result.json").exists()
+
+
+def test_ctrl_c_between_worked_examples_reports_those_checked(tmp_path, capsys, monkeypatch):
+    import worked.evaluate
+    from refbp.cli import main
+
+    real, calls = worked.evaluate.check_example, []
+
+    def stopped_at_the_second(example, **kwargs):
+        calls.append(example.source)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # what Ctrl-C raises while the second example is checked
+        return real(example, **kwargs)
+
+    monkeypatch.setattr(worked.evaluate, "check_example", stopped_at_the_second)
+    assert main(["examples", "--out", str(tmp_path / "r"), "--quiet"]) == 130
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith("refbp: interrupted after 1 of 4 examples; partial reports: ")
+    summary = json.loads((tmp_path / "r" / "worked_examples.json").read_text())
+    assert summary["meta"]["interrupted"] is True and summary["n_examples"] == 1
+    assert summary["meta"]["files"] == calls[:1]

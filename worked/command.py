@@ -9,9 +9,11 @@ that run exits 1).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from refbp.cli import EXIT_FOUND, EXIT_OK, output_path
+from refbp.interrupts import EXIT_INTERRUPTED
 from refbp.output_paths import output_file, output_folder
 
 HELP = "check the numbers printed in worked examples (TOML), claim by claim, three ways"
@@ -47,14 +49,29 @@ def run(args: argparse.Namespace) -> int:
     output_folder(args.out, "--out", files=names, inputs=args.files)
     if args.json is not None:
         output_file(args.json, "--json", inputs=args.files)
-    checked = [(example, check_example(example, device=args.device)) for example in examples]
+    checked, interrupted = [], False
+    try:
+        for example in examples:
+            checked.append((example, check_example(example, device=args.device)))
+    except KeyboardInterrupt:
+        if not checked:
+            raise
+        interrupted = True  # Ctrl-C: report the examples checked so far
     meta = {
         "title": "refbp examples",
-        "files": [example.source for example in examples],
+        "files": [example.source for example, _ in checked],
         "bundled": not args.files,
     }
+    if interrupted:
+        meta["interrupted"] = True
     summary = summarise(checked, meta)
     paths = write_reports(args.out, summary, args.json)
+    if interrupted:
+        reports = ", ".join(str(p) for p in paths)
+        sys.stderr.write(
+            f"refbp: interrupted after {len(checked)} of {len(examples)} examples; partial reports: {reports}\n"
+        )
+        return EXIT_INTERRUPTED
     if args.quiet:
         lines = [render_text(summary).splitlines()[-1]]
         for w in summary["wrong"]:
