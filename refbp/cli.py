@@ -102,7 +102,7 @@ def load_implementation(target: str) -> Callable[..., Any]:
             module = importlib.import_module(module_name)
     except InputError:
         raise
-    except Exception as err:
+    except (Exception, SystemExit) as err:  # a module that exits while being imported is not importable either
         reason = f"an importable module ({type(err).__name__}: {err})".splitlines()[0]
         raise InputError("--impl", reason, module_name, source="command line") from None
     func = getattr(module, attr, None)

@@ -229,3 +229,12 @@ def test_the_progress_bar_counts_to_the_end_on_stderr(capsys) -> None:
     assert err.endswith("\n") and f"[{'#' * 30}] 4/4 cases" in err.splitlines()[-1]
     run_sweep(4, seed=0, progress=False, fd="off")
     assert capsys.readouterr().err == ""
+
+
+def test_an_impl_module_that_exits_on_import_is_bad_input(tmp_path: Path, capsys) -> None:
+    module = tmp_path / "quits.py"
+    module.write_text("import sys\nsys.exit(0)\n\ndef impl(spec, params, X, T):\n    pass\n")
+    assert main(["sweep", "--cases", "1", "--out", str(tmp_path / "r"), "--impl", f"{module}:impl"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--impl: expected an importable module (SystemExit: 0)" in err
+    assert not (tmp_path / "r" / "sweep.json").exists()
