@@ -34,6 +34,7 @@ from oracle.cases import Case
 from oracle.check import CaseResult, Implementation, check_arrays, describe
 from oracle.compare import Row
 from oracle.strategies import cases
+from refbp import interrupts
 from refbp.network import backprop as refbp_backprop
 
 ProgressHook = Callable[[int], None]
@@ -109,6 +110,7 @@ def run_sweep(
     bar = _Progress(n_cases, enabled=show)
 
     def check(case: Case, case_id: str) -> CaseResult:
+        interrupts.raise_if_requested()
         return check_arrays(
             case_id, case.spec, case.materialize(), impl=impl, impl_name=impl_name, fd=fd, device=device, seed=case.seed
         )
@@ -137,7 +139,9 @@ def run_sweep(
     interrupted = False
     try:
         generate()
-    except KeyboardInterrupt:
+    except BaseException as err:
+        if not interrupts.stopped_by_user(err):
+            raise
         # Keep what was checked: the caller still writes a (partial) report.
         interrupted = True
     bar.close()
@@ -146,7 +150,9 @@ def run_sweep(
     if shrink and not interrupted:
         try:
             _shrink_failures(strategy, seed, n_cases, max_shrinks, impl_ref, check, results, seen, shrunk)
-        except KeyboardInterrupt:
+        except BaseException as err:
+            if not interrupts.stopped_by_user(err):
+                raise
             # Shrinking only adds to what was checked: keep every case and each shrunk one found so far.
             interrupted = True
     return SweepResult(

@@ -12,7 +12,7 @@ import argparse
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, early_interrupts: Collection[int] = ()) -> int:
     """Run one command; Ctrl-C at any moment gives one line on stderr and exit status 130.
 
     A command that has checked something when it is interrupted writes its partial report
@@ -139,13 +139,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     with interrupts.handling():
         try:
+            if early_interrupts:  # Ctrl-C while the command was starting (see refbp.entry_point)
+                raise KeyboardInterrupt
             args = build_parser().parse_args(argv)
             with limits.raised(**dict(limits.parse(text) for text in args.limit)):
                 return args.run(args)
         except InputError as err:
             sys.stderr.write(f"refbp: error: {err}\n")
             return EXIT_USAGE
-        except KeyboardInterrupt:
+        except BaseException as err:
+            if isinstance(err, SystemExit) or not interrupts.stopped_by_user(err):
+                raise
             sys.stderr.write("refbp: interrupted\n")
             return interrupts.EXIT_INTERRUPTED
 

@@ -32,6 +32,7 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from refbp import interrupts
 from refbp.errors import InputError
 
 _SOURCE = "command line"
@@ -90,13 +91,14 @@ def _make_folder(folder: Path, option: str) -> None:
 
 def _probe(folder: Path, option: str, path: Path) -> None:
     """Check that ``folder`` accepts new files by creating (and removing) one."""
-    try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".refbp-probe.", suffix=".tmp")
-    except OSError as err:
-        raise _refuse(option, "a path in a writable folder", path, err.strerror or type(err).__name__) from None
-    os.close(fd)
-    with contextlib.suppress(OSError):
-        os.unlink(probe)
+    with interrupts.deferred():
+        try:
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=".refbp-probe.", suffix=".tmp")
+        except OSError as err:
+            raise _refuse(option, "a path in a writable folder", path, err.strerror or type(err).__name__) from None
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
 
 
 def output_file(path: Path | str, option: str, *, inputs: Iterable[Path | str] = ()) -> Path:
@@ -118,15 +120,17 @@ def output_file(path: Path | str, option: str, *, inputs: Iterable[Path | str] =
         raise _refuse(option, expected, path, file_kind(info.st_mode))
     _make_folder(path.parent, option)
     if info is None:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        except FileExistsError:
-            raise _refuse(option, "a regular file or a new name", path, "created meanwhile") from None
-        except OSError as err:
-            raise _refuse(option, "a file path that can be created", path, err.strerror or type(err).__name__) from None
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(path)
+        with interrupts.deferred():
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            except FileExistsError:
+                raise _refuse(option, "a regular file or a new name", path, "created meanwhile") from None
+            except OSError as err:
+                why = err.strerror or type(err).__name__
+                raise _refuse(option, "a file path that can be created", path, why) from None
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
     _probe(path.parent, option, path)
     return path
 
@@ -239,6 +243,11 @@ def write_atomically(files: Mapping[Path, str | bytes]) -> None:
     Each file is replaced atomically and only ever over a regular file. If anything
     fails, the temp files are removed and files not yet replaced keep their old content.
     """
+    with interrupts.deferred():  # Ctrl-C waits until every file is in place (or cleaned up)
+        _write_all(files)
+
+
+def _write_all(files: Mapping[Path, str | bytes]) -> None:
     staged: dict[Path, Path] = {}
     try:
         for path in files:

@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from refbp import interrupts
 from refbp.cli import EXIT_FOUND, EXIT_OK, output_path
 from refbp.interrupts import EXIT_INTERRUPTED
 from refbp.output_paths import output_file, output_folder
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     checked, interrupted = [], False
     try:
         for example in examples:
+            interrupts.raise_if_requested()
             checked.append((example, check_example(example, device=args.device)))
     except KeyboardInterrupt:
         if not checked:
