@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,8 +12,9 @@ from typing import TYPE_CHECKING
 from grading.assignment import ALIASES
 from grading.interfaces import INTERFACES
 from grading.isolation import CHOICES
-from refbp.cli import EXIT_FOUND, EXIT_OK, non_negative_int, positive_int
+from refbp.cli import EXIT_FOUND, EXIT_OK, non_negative_int, output_path, positive_int
 from refbp.errors import InputError
+from refbp.output_paths import distinct_outputs, output_file
 
 if TYPE_CHECKING:
     from grading.assignment import Assignment
@@ -124,34 +124,16 @@ def limits_from(args: argparse.Namespace, allowed: tuple[str, ...] = ()) -> Sand
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("submission", type=Path, help="the student's .py file or .ipynb notebook")
     add_sandbox_arguments(parser)
-    parser.add_argument("--json", type=Path, help="write the JSON result here")
-    parser.add_argument("--gradescope", type=Path, help="write Gradescope's results.json here")
-    parser.add_argument("--junit", type=Path, help="write JUnit XML here")
-    parser.add_argument("--markdown", type=Path, help="write Markdown feedback for the student here")
+    parser.add_argument("--json", type=output_path, help="write the JSON result here")
+    parser.add_argument("--gradescope", type=output_path, help="write Gradescope's results.json here")
+    parser.add_argument("--junit", type=output_path, help="write JUnit XML here")
+    parser.add_argument("--markdown", type=output_path, help="write Markdown feedback for the student here")
 
 
 def existing_file(path: Path, what: str) -> Path:
     """``path`` if it is an existing file, else an :class:`InputError` naming ``what``."""
     if not path.is_file():
         raise InputError(what, "an existing .py or .ipynb file", str(path), source="command line")
-    return path
-
-
-def writable_file(path: Path, option: str) -> Path:
-    """``path`` once its folder exists (created if needed), or an :class:`InputError` naming ``option``.
-
-    Checked before anything is graded, so that a typo in an output path costs no grading time.
-    """
-    if path.is_dir():
-        raise InputError(option, "a file path, not a folder", str(path), source="command line")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(
-            option, f"a path in a folder that can be created ({err.strerror})", str(path), source="command line"
-        ) from None
-    if not os.access(path.parent, os.W_OK | os.X_OK):
-        raise InputError(option, "a path in a writable folder", str(path), source="command line")
     return path
 
 
@@ -170,13 +152,10 @@ def run(args: argparse.Namespace) -> int:
 
     path = existing_file(args.submission, "submission")
     requested = {kind: getattr(args, kind) for kind in FORMATS if getattr(args, kind) is not None}
-    targets = {kind: writable_file(p, f"--{kind}") for kind, p in requested.items()}
-    if len({p.resolve() for p in targets.values()}) < len(targets):
-        raise InputError(
-            "outputs", "a different path for each format", " ".join(map(str, targets.values())), source="command line"
-        )
     assignment = assignment_from(args)
     support = support_files(args.support)
+    targets = {kind: output_file(p, f"--{kind}", inputs=[path, *support]) for kind, p in requested.items()}
+    distinct_outputs((f"--{kind}", p) for kind, p in targets.items())
     limits = limits_from(args, assignment.allow_imports)
     result = grade_submission(path, assignment, args.seed, limits, support=support, load=args.load)
     written(lambda: write_outputs(result, targets), "outputs")

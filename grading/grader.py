@@ -256,4 +256,9 @@ def grade_folder(
         return result
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(one, items))
+        try:
+            return list(pool.map(one, items))
+        except KeyboardInterrupt:
+            # Ctrl-C: start nothing more; the sandboxes already running finish (within their limits).
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise

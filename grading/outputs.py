@@ -26,7 +26,7 @@ from xml.sax.saxutils import escape, quoteattr
 from grading.checks import UNCHANGED, CheckRow
 from grading.grader import SubmissionResult
 from grading.isolation import WEAKEST
-from oracle.report import _write_all_atomically
+from refbp.output_paths import write_atomically
 
 FORMATS = ("json", "gradescope", "junit", "markdown")
 #: File names inside a submission's output folder (``refbp grade``).
@@ -310,7 +310,7 @@ def write_outputs(result: SubmissionResult, paths: Mapping[str, Path]) -> None:
     for kind, path in paths.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         texts[Path(path)] = RENDERERS[kind](result)
-    _write_all_atomically(texts)
+    write_atomically(texts)
 
 
 def summary_rows(results: Sequence[SubmissionResult]) -> list[dict[str, Any]]:
@@ -418,12 +418,12 @@ def write_folder_outputs(results: Sequence[SubmissionResult], paths: Mapping[str
     for kind, path in paths.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         texts[Path(path)] = FOLDER_RENDERERS[kind](results)
-    _write_all_atomically(texts)
+    write_atomically(texts)
 
 
 def write_summary(results: Sequence[SubmissionResult], folder: Path) -> dict[str, Path]:
     """``summary.md`` and ``summary.csv`` of every submission in ``folder``, atomically."""
     paths = {"md": folder / "summary.md", "csv": folder / "summary.csv"}
     folder.mkdir(parents=True, exist_ok=True)
-    _write_all_atomically({paths["md"]: render_summary(results), paths["csv"]: render_summary_csv(results)})
+    write_atomically({paths["md"]: render_summary(results), paths["csv"]: render_summary_csv(results)})
     return paths

@@ -77,14 +77,17 @@ from oracle.cases import Case
 from oracle.check import DIRECTIONS
 from oracle.compare import compare_arrays
 from oracle.finite_diff import fd_directional_many, fd_gradients, random_directions_many
-from oracle.report import _md_table, _write_all_atomically
+from oracle.report_markdown import md_table
 from refbp.data import as_targets
 from refbp.losses import dense_targets
 from refbp.network import backprop, textbook_backprop
+from refbp.output_paths import write_atomically
 from refbp.spec import L2Spec, LayerSpec, LossSpec, NetworkSpec
 from refbp.trace import quantity_map
 
 Size = tuple[int, int, int]  # (batch, width, depth)
+#: The files :func:`write_report` writes, ``benchmarks.{kind}``.
+REPORT_KINDS = ("md", "svg", "json")
 
 GRID: tuple[Size, ...] = ((4, 8, 2), (32, 64, 3), (128, 256, 4), (256, 1024, 4), (512, 2048, 3))
 SMOKE_GRID: tuple[Size, ...] = ((4, 8, 2), (16, 32, 2))
@@ -943,7 +946,7 @@ def render_markdown(result: Mapping) -> str:
         "",
         "## Targets",
         "",
-        _md_table(
+        md_table(
             ["target", "goal", "measured", "verdict"],
             [
                 [
@@ -960,7 +963,7 @@ def render_markdown(result: Mapping) -> str:
         "",
         "![refbp / torch per grid size](benchmarks.svg)",
         "",
-        _md_table(
+        md_table(
             [
                 "(batch, width, depth)",
                 "parameters",
@@ -1004,7 +1007,7 @@ def render_markdown(result: Mapping) -> str:
     lines += [
         "## Finite differences vs torch.autograd.gradcheck",
         "",
-        _md_table(
+        md_table(
             [
                 "network",
                 "parameters",
@@ -1043,7 +1046,7 @@ def render_markdown(result: Mapping) -> str:
     lines += [
         "## Three-way sweep throughput",
         "",
-        _md_table(
+        md_table(
             ["run", "cases", "wall s", "cases / s", "passed"],
             [
                 [
@@ -1071,7 +1074,7 @@ def render_markdown(result: Mapping) -> str:
         lines += [
             f"## Peak memory of one fwd+bwd at ({memory['batch']}, {memory['width']}, {memory['depth']})",
             "",
-            _md_table(
+            md_table(
                 ["framework", "RSS growth during the pass MiB", "tracemalloc peak MiB"],
                 [
                     ["refbp", _mib(refbp["rss_growth"]), _mib(refbp["tracemalloc_peak"])],
@@ -1179,8 +1182,8 @@ def write_report(out_dir: Path | str, result: Mapping) -> dict[str, Path]:
     """``benchmarks.md``, ``benchmarks.svg`` and ``benchmarks.json`` (raw numbers) in ``out_dir``, atomically."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {kind: out_dir / f"benchmarks.{kind}" for kind in ("md", "svg", "json")}
-    _write_all_atomically(
+    paths = {kind: out_dir / f"benchmarks.{kind}" for kind in REPORT_KINDS}
+    write_atomically(
         {
             paths["md"]: render_markdown(result),
             paths["svg"]: render_svg(result),

@@ -18,6 +18,7 @@ import numpy as np
 
 from oracle.cases_typed import draw_typed
 from oracle.finite_diff import preactivations
+from refbp import limits
 from refbp.errors import InputError
 from refbp.spec import KINKED_ACTIVATIONS, NetworkSpec, parse_json
 
@@ -92,6 +93,8 @@ class Case:
         if targets is not None and targets not in DENSE_TARGET_FORMS:
             raise InputError("targets", "one of " + ", ".join(DENSE_TARGET_FORMS), targets, source=source)
         spec = NetworkSpec.from_dict(data["spec"], source=f"{source}: spec")
+        if isinstance(spec, NetworkSpec):
+            limits.check_batch(batch, max(spec.widths), "batch", source=source)
         return cls(spec=spec, batch=batch, seed=seed, targets=targets)
 
     @classmethod

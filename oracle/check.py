@@ -38,9 +38,11 @@ from oracle.finite_diff import fd_directional_many, fd_gradients, fd_targets, ra
 from oracle.raised import describe_exception
 from oracle.supports import Unsupported
 from oracle.torch_twin import torch_backprop
+from refbp import interrupts
 from refbp.layers.names import PARAMETER_KINDS
 from refbp.layers.names import PARAMETER_QUANTITIES as PARAMETER_QUANTITY_NAMES
 from refbp.network import backprop as refbp_backprop
+from refbp.real_arrays import real_kind
 from refbp.spec import NetworkSpec
 from refbp.trace import BACKWARD_QUANTITIES, FORWARD_QUANTITIES, ForwardTrace, Gradients, quantity_map
 
@@ -81,8 +83,20 @@ def result_quantities(result: Any) -> tuple[dict[tuple[int, str], np.ndarray], f
 
     ``None`` as the second item means every quantity (refbp's protocol with a forward
     trace). Dict keys are ``W1``, ``b1``, … and ``x`` (also spelled ``dW1``, ``grad_W1``,
-    ``dL/dW1``, ``dx``, ``X``); any other key raises ``ValueError``.
+    ``dL/dW1``, ``dx``, ``X``); any other key raises ``ValueError``, and so does an array
+    of anything but real numbers (complex gradients would otherwise lose their imaginary part).
     """
+    quantities, provided = _result_arrays(result)
+    for (layer, quantity), value in quantities.items():
+        words = "" if value is None else real_kind(np.asarray(value))
+        if words:
+            where = "input" if layer == 0 else f"layer {layer}"
+            raise ValueError(f"{quantity} of {where}: expected real numbers, got {words}")
+    return quantities, provided
+
+
+def _result_arrays(result: Any) -> tuple[dict[tuple[int, str], np.ndarray], frozenset[str] | None]:
+    """:func:`result_quantities` before the arrays are checked."""
     if isinstance(result, Gradients):
         return quantity_map(None, result), GRADIENT_QUANTITIES
     if isinstance(result, Mapping):
@@ -116,7 +130,11 @@ def _run_impl(impl: Implementation, spec, params, X, T, buffers=None):
         mine, provided = result_quantities(result)
     except Unsupported as err:
         return {}, None, "", str(err) or "unsupported (no reason given)"
-    except Exception as err:  # the implementation under test may fail in any way; that is a finding
+    except KeyboardInterrupt as err:
+        if interrupts.genuine():
+            raise
+        return {}, None, describe_exception(err, impl), ""
+    except (Exception, SystemExit) as err:  # the implementation under test may fail in any way; that is a finding
         return {}, None, describe_exception(err, impl), ""
     return mine, provided, "", ""
 

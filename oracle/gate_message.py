@@ -38,7 +38,7 @@ def _first_row(rows: list[Mapping[str, Any]], depth: int) -> Mapping[str, Any]:
 def row_summary(row: Mapping[str, Any]) -> str:
     """One line for a row: ``layer 2, dL/dW (impl~torch): mismatch, max rel err 5.0e-1 — diagnosis``;
     for a call that raised: ``impl(spec, params, X, T) raised ValueError: … — raised in the library: …``."""
-    from oracle.report import _fmt_err
+    from oracle.report_format import fmt_err as _fmt_err
 
     if row["status"] == "error":
         return f"{row['pair'].split('~')[0]}(spec, params, X, T) raised {row['message']}"
@@ -51,7 +51,8 @@ def _case_table(record: Mapping[str, Any], case_id: str, rows: list[Mapping[str,
     """A failing case's rows as a table, its diagnosis and its replay command."""
     from tabulate import tabulate
 
-    from oracle.report import _fmt_err, _fmt_tol
+    from oracle.report_format import fmt_err as _fmt_err
+    from oracle.report_format import fmt_tol as _fmt_tol
 
     case = record["cases_json"][case_id]
     lines = [f"{title} ({case_id}: {record['depth_by_case'][case_id]} layer(s), batch {case['batch']}):"]

@@ -47,7 +47,7 @@ def sweep_record(
     ``dtype`` is the dtype of the arrays the cases actually ran in.
     Numbers are plain Python numbers; NaN (an error that was not measured) is ``None``.
     """
-    from oracle.report import _jsonable
+    from oracle.report_table import jsonable as _jsonable
     from oracle.sweep import failure_signature
 
     record = {

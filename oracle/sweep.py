@@ -35,6 +35,7 @@ from oracle.cases import Case
 from oracle.check import CaseResult, Implementation, check_arrays, describe
 from oracle.compare import Row
 from oracle.families import family_cases
+from refbp import interrupts
 from refbp.network import backprop as refbp_backprop
 
 ProgressHook = Callable[[int], None]
@@ -119,6 +120,7 @@ def run_sweep(
     bar = _Progress(n_cases, enabled=show)
 
     def check(case: Case, case_id: str) -> CaseResult:
+        interrupts.raise_if_requested()
         return check_arrays(
             case_id, case.spec, case.materialize(), impl=impl, impl_name=impl_name, fd=fd, device=device, seed=case.seed
         )
@@ -147,47 +149,22 @@ def run_sweep(
     interrupted = False
     try:
         generate()
-    except KeyboardInterrupt:
+    except BaseException as err:
+        if not interrupts.stopped_by_user(err):
+            raise
         # Keep what was checked: the caller still writes a (partial) report.
         interrupted = True
     bar.close()
 
     shrunk: list[dict] = []
     if shrink and not interrupted:
-        signatures: list[str] = []
-        for result in results:
-            sig = failure_signature(result)
-            if sig and sig not in signatures:
-                signatures.append(sig)
-        for number, sig in enumerate(signatures[:max_shrinks], start=1):
-            smallest = _shrink(strategy, seed, n_cases, sig, check)
-            if smallest is None:
-                continue
-            case_id = f"shrunk-{number}"
-            result = check(smallest, case_id)
-            results.append(result)
-            seen[case_id] = smallest
-            first = result.first
-            shrunk.append(
-                {
-                    "case_id": case_id,
-                    "signature": sig,
-                    "case": smallest.to_dict(),
-                    "replay": smallest.replay_command(impl=impl_ref),
-                    "depth": smallest.spec.depth,
-                    "batch": smallest.batch,
-                    "first_divergence": None
-                    if first is None
-                    else {
-                        "layer": first.layer,
-                        "quantity": first.quantity,
-                        "pair": first.pair,
-                        "max_rel_err": first.max_rel_err,
-                        "diagnosis": first.diagnosis,
-                    },
-                    "description": describe(result),
-                }
-            )
+        try:
+            _shrink_failures(strategy, seed, n_cases, max_shrinks, impl_ref, check, results, seen, shrunk)
+        except BaseException as err:
+            if not interrupts.stopped_by_user(err):
+                raise
+            # Shrinking only adds to what was checked: keep every case and each shrunk one found so far.
+            interrupted = True
     return SweepResult(
         results=results,
         cases=seen,
@@ -196,6 +173,44 @@ def run_sweep(
         interrupted=interrupted,
         drawn=drawn[0],
     )
+
+
+def _shrink_failures(strategy, seed, n_cases, max_shrinks, impl_ref, check, results, seen, shrunk) -> None:
+    """Shrink each distinct failure signature of ``results`` (at most ``max_shrinks``); append what is found."""
+    signatures: list[str] = []
+    for result in results:
+        sig = failure_signature(result)
+        if sig and sig not in signatures:
+            signatures.append(sig)
+    for number, sig in enumerate(signatures[:max_shrinks], start=1):
+        smallest = _shrink(strategy, seed, n_cases, sig, check)
+        if smallest is None:
+            continue
+        case_id = f"shrunk-{number}"
+        result = check(smallest, case_id)
+        results.append(result)
+        seen[case_id] = smallest
+        first = result.first
+        shrunk.append(
+            {
+                "case_id": case_id,
+                "signature": sig,
+                "case": smallest.to_dict(),
+                "replay": smallest.replay_command(impl=impl_ref),
+                "depth": smallest.spec.depth,
+                "batch": smallest.batch,
+                "first_divergence": None
+                if first is None
+                else {
+                    "layer": first.layer,
+                    "quantity": first.quantity,
+                    "pair": first.pair,
+                    "max_rel_err": first.max_rel_err,
+                    "diagnosis": first.diagnosis,
+                },
+                "description": describe(result),
+            }
+        )
 
 
 def _shrink(strategy, seed: int, n_cases: int, signature: str, check) -> Case | None:

@@ -1,3 +1,3 @@
-from refbp.cli import main
+from refbp.entry_point import main
 
 raise SystemExit(main())

@@ -3,7 +3,7 @@
 A command module defines ``HELP`` (one line), ``add_arguments(parser)`` and
 ``run(args) -> int``; it keeps heavy imports (torch, pandas) inside ``run`` so that
 ``refbp --help`` stays fast. Exit status: 0 when everything agrees, 1 when a discrepancy
-is found, 2 on bad usage or bad input (one line on stderr, no traceback).
+is found, 2 on bad usage or bad input (one line on stderr, no traceback), 130 after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ import argparse
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from refbp import interrupts, limits
 from refbp.errors import InputError
+from refbp.limits import DEFAULTS
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
 
@@ -41,7 +43,7 @@ class _Parser(argparse.ArgumentParser):
 def _int_at_least(minimum: int, wording: str) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
-            value = int(text)
+            value = int(text) if len(text) <= 40 else minimum - 1
         except ValueError:
             value = minimum - 1
         if value < minimum:
@@ -49,6 +51,31 @@ def _int_at_least(minimum: int, wording: str) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def int_between(minimum: int, maximum: int, wording: str) -> Callable[[str], int]:
+    """argparse type: an integer in ``minimum..maximum``, worded as ``wording``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text) if len(text) <= 20 else minimum - 1
+        except ValueError:
+            value = minimum - 1
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"expected {wording} ({minimum}..{maximum}), got {text!r}")
+        return value
+
+    return parse
+
+
+def output_path(text: str) -> Path:
+    """argparse type of an output path: any non-empty path (``""`` would silently mean the current folder).
+
+    The path itself is checked by :mod:`refbp.output_paths` once the command knows what it writes there.
+    """
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got ''")
+    return Path(text)
 
 
 positive_int = _int_at_least(1, "a positive integer")
@@ -77,7 +104,7 @@ def load_implementation(target: str) -> Callable[..., Any]:
             module = importlib.import_module(module_name)
     except InputError:
         raise
-    except Exception as err:
+    except (Exception, SystemExit) as err:  # a module that exits while being imported is not importable either
         reason = f"an importable module ({type(err).__name__}: {err})".splitlines()[0]
         raise InputError("--impl", reason, module_name, source="command line") from None
     func = getattr(module, attr, None)
@@ -90,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="refbp", description="A backpropagation reference checked against PyTorch and finite differences."
     )
+    parser.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="raise a size limit for this run: " + ", ".join(f"{k} (default {v:,})" for k, v in DEFAULTS.items()),
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
@@ -99,13 +133,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except InputError as err:
-        sys.stderr.write(f"refbp: error: {err}\n")
-        return EXIT_USAGE
+def main(argv: Sequence[str] | None = None, *, early_interrupts: Collection[int] = ()) -> int:
+    """Run one command; Ctrl-C at any moment gives one line on stderr and exit status 130.
+
+    A command that has checked something when it is interrupted writes its partial report
+    first (see ``refbp sweep``).
+    """
+    with interrupts.handling():
+        try:
+            if early_interrupts:  # Ctrl-C while the command was starting (see refbp.entry_point)
+                raise KeyboardInterrupt
+            args = build_parser().parse_args(argv)
+            with limits.raised(**dict(limits.parse(text) for text in args.limit)):
+                return args.run(args)
+        except InputError as err:
+            sys.stderr.write(f"refbp: error: {err}\n")
+            return EXIT_USAGE
+        except BaseException as err:
+            if isinstance(err, SystemExit) or not interrupts.stopped_by_user(err):
+                raise
+            sys.stderr.write("refbp: interrupted\n")
+            return interrupts.EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from refbp import limits
 from refbp.errors import InputError
+from refbp.real_arrays import real_array
 from refbp.spec import NetworkSpec
 
 
@@ -15,26 +17,26 @@ def batch_size(spec: NetworkSpec, X: np.ndarray) -> int:
     return int(X.shape[spec.batch_axis])
 
 
-def as_inputs(spec: NetworkSpec, X: Any, *, source: str = "inputs") -> np.ndarray:
+def as_inputs(spec: NetworkSpec, X: Any, *, source: str = "inputs", allow_nonfinite: bool = False) -> np.ndarray:
     """``X`` as an array of the spec's dtype, shape ``(N, inputs)`` or ``(inputs, N)``.
 
-    A single example may be given as a 1-D vector of length ``inputs``.
+    A single example may be given as a 1-D vector of length ``inputs``. Real, finite
+    numbers only (NaN and infinity pass with ``allow_nonfinite``); the batch is within
+    :mod:`refbp.limits`.
     """
-    try:
-        array = np.array(X, dtype=spec.dtype)
-    except (TypeError, ValueError):
-        raise InputError("X", "numbers", X, source=source) from None
+    array = real_array(X, "X", dtype=spec.dtype, source=source, allow_nonfinite=allow_nonfinite, expected="numbers")
     if array.ndim == 1 and array.shape[0] == spec.inputs:
         array = array.reshape(spec.input_shape(1))
     expected = f"(N, {spec.inputs})" if spec.layout == "in_out" else f"({spec.inputs}, N)"
     if array.ndim != 2 or array.shape[1 - spec.batch_axis] != spec.inputs or array.shape[spec.batch_axis] < 1:
         raise InputError("X", f"shape {expected} for layout {spec.layout}", f"shape {array.shape}", source=source)
-    if not np.all(np.isfinite(array)):
-        raise InputError("X", "finite numbers", "NaN or infinity", source=source)
+    limits.check_batch(array.shape[spec.batch_axis], max(spec.widths), "batch", source=source)
     return array
 
 
-def as_targets(spec: NetworkSpec, T: Any, batch: int, *, source: str = "targets") -> np.ndarray:
+def as_targets(
+    spec: NetworkSpec, T: Any, batch: int, *, source: str = "targets", allow_nonfinite: bool = False
+) -> np.ndarray:
     """Targets for a batch of ``batch`` examples.
 
     Integer labels of shape ``(N,)`` when ``spec.loss.targets == "index"``; otherwise an
@@ -42,18 +44,15 @@ def as_targets(spec: NetworkSpec, T: Any, batch: int, *, source: str = "targets"
     ``outputs``; for a one-output network, a 1-D vector of length ``N`` holds one target per example.
     """
     if spec.loss.targets == "index":
-        labels = np.asarray(T)
+        labels = real_array(T, "T", source=source, expected=f"integer labels of shape ({batch},)")
         if labels.ndim == 0:
             labels = labels.reshape(1)
-        if labels.shape != (batch,) or not np.issubdtype(labels.dtype, np.number):
+        if labels.shape != (batch,):
             raise InputError("T", f"integer labels of shape ({batch},)", f"shape {labels.shape}", source=source)
         if not np.all(labels == np.round(labels)) or labels.min() < 0 or labels.max() >= spec.outputs:
             raise InputError("T", f"integer labels in 0..{spec.outputs - 1}", labels.tolist(), source=source)
         return labels.astype(np.int64)
-    try:
-        array = np.array(T, dtype=spec.dtype)
-    except (TypeError, ValueError):
-        raise InputError("T", "numbers", T, source=source) from None
+    array = real_array(T, "T", dtype=spec.dtype, source=source, allow_nonfinite=allow_nonfinite, expected="numbers")
     shape = spec.target_shape(batch)
     if array.ndim == 1 and (
         (array.shape[0] == spec.outputs and batch == 1) or (spec.outputs == 1 and array.shape[0] == batch)
@@ -61,8 +60,6 @@ def as_targets(spec: NetworkSpec, T: Any, batch: int, *, source: str = "targets"
         array = array.reshape(shape)
     if array.shape != shape:
         raise InputError("T", f"shape {shape} for layout {spec.layout}", f"shape {array.shape}", source=source)
-    if not np.all(np.isfinite(array)):
-        raise InputError("T", "finite numbers", "NaN or infinity", source=source)
     if spec.loss.kind in ("softmax_cross_entropy", "binary_cross_entropy") and (array.min() < 0 or array.max() > 1):
         raise InputError(
             "T",

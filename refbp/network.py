@@ -47,6 +47,7 @@ from refbp.activations import Activation, activation_for
 from refbp.data import as_inputs, as_targets, batch_size
 from refbp.errors import InputError
 from refbp.losses import compute_loss
+from refbp.params import checked_parameters
 from refbp.sequential_spec import SequentialSpec
 from refbp.spec import NetworkSpec
 from refbp.trace import ForwardTrace, Gradients, LayerForward, LayerGradients
@@ -68,7 +69,9 @@ def l2_penalty(spec: NetworkSpec, params: Mapping[str, np.ndarray]) -> float:
     return 0.5 * spec.l2.lam * float(sum(np.sum(params[n] * params[n]) for n in names))
 
 
-def textbook_forward(spec: NetworkSpec, params: Mapping[str, np.ndarray], X: Any, T: Any = None) -> ForwardTrace:
+def textbook_forward(
+    spec: NetworkSpec, params: Mapping[str, np.ndarray], X: Any, T: Any = None, *, allow_nonfinite: bool = False
+) -> ForwardTrace:
     """Run the network on a batch (textbook path).
 
     Parameters
@@ -79,7 +82,9 @@ def textbook_forward(spec: NetworkSpec, params: Mapping[str, np.ndarray], X: Any
 
     Returns a :class:`ForwardTrace` with ``z_l`` and ``a_l`` for every layer.
     """
-    X = as_inputs(spec, X)
+    _check_spec(spec)
+    params = checked_parameters(spec, params, allow_nonfinite=allow_nonfinite)
+    X = as_inputs(spec, X, allow_nonfinite=allow_nonfinite)
     unit_axis = 1 - spec.batch_axis
     a = X
     layers: list[LayerForward] = []
@@ -93,19 +98,25 @@ def textbook_forward(spec: NetworkSpec, params: Mapping[str, np.ndarray], X: Any
         layers.append(LayerForward(z=z, a=a))
     trace = ForwardTrace(x=X, layers=layers)
     if T is not None:
-        T = as_targets(spec, T, batch_size(spec, X))
+        T = as_targets(spec, T, batch_size(spec, X), allow_nonfinite=allow_nonfinite)
         trace.data_loss, _, _ = compute_loss(spec, layers[-1].z, layers[-1].a, T)
         trace.penalty = l2_penalty(spec, params)
     return trace
 
 
-def textbook_backward(spec: NetworkSpec, params: Mapping[str, np.ndarray], trace: ForwardTrace, T: Any) -> Gradients:
+def textbook_backward(
+    spec: NetworkSpec, params: Mapping[str, np.ndarray], trace: ForwardTrace, T: Any, *, allow_nonfinite: bool = False
+) -> Gradients:
     """Backpropagate the loss through ``trace`` (from a forward pass on the same parameters; textbook path).
 
     Returns a :class:`Gradients` whose arrays have the shapes of the corresponding
     ``z``, ``a``, ``W``, ``b`` and ``x``.
     """
-    T = as_targets(spec, T, batch_size(spec, trace.x))
+    _check_spec(spec)
+    params = checked_parameters(spec, params, allow_nonfinite=allow_nonfinite)
+    if not isinstance(trace, ForwardTrace) or len(trace.layers) != spec.depth:
+        raise InputError("trace", f"a ForwardTrace of {spec.depth} layer(s) from forward()", type(trace).__name__)
+    T = as_targets(spec, T, batch_size(spec, trace.x), allow_nonfinite=allow_nonfinite)
     unit_axis = 1 - spec.batch_axis
     out = trace.layers[-1]
     _, grad_a, delta = compute_loss(spec, out.z, out.a, T)
@@ -147,11 +158,16 @@ def _bias_gradient(spec: NetworkSpec, layer: int, delta: np.ndarray) -> np.ndarr
 
 
 def textbook_backprop(
-    spec: NetworkSpec, params: Mapping[str, np.ndarray], X: Any, T: Any
+    spec: NetworkSpec, params: Mapping[str, np.ndarray], X: Any, T: Any, *, allow_nonfinite: bool = False
 ) -> tuple[ForwardTrace, Gradients]:
     """Forward then backward on the textbook path."""
-    trace = textbook_forward(spec, params, X, T)
-    return trace, textbook_backward(spec, params, trace, T)
+    trace = textbook_forward(spec, params, X, T, allow_nonfinite=allow_nonfinite)
+    return trace, textbook_backward(spec, params, trace, T, allow_nonfinite=allow_nonfinite)
+
+
+def _check_spec(spec: Any) -> None:
+    if not isinstance(spec, NetworkSpec):
+        raise InputError("spec", "a NetworkSpec (NetworkSpec.load or NetworkSpec.from_dict)", type(spec).__name__)
 
 
 # ===================================================================== fast path (the default)
@@ -282,10 +298,12 @@ def _plan(spec: NetworkSpec) -> _Plan:
 
 
 def _plain_params(plan: _Plan, params: Mapping[str, np.ndarray]) -> bool:
-    """Every parameter an ndarray of the spec's dtype and shape (else the textbook path handles them)."""
+    """Every parameter a finite ndarray of the spec's dtype and shape (else the textbook path checks them)."""
+    if not isinstance(params, Mapping):
+        return False
     for name, shape in plan.shapes:
         value = params.get(name)
-        if type(value) is not np.ndarray or value.dtype != plan.dtype or value.shape != shape:
+        if type(value) is not np.ndarray or value.dtype != plan.dtype or value.shape != shape or not _finite(value):
             return False
     return True
 
@@ -422,7 +440,13 @@ def _typed(spec: Any, buffers: Any) -> bool:
 
 
 def forward(
-    spec: NetworkSpec, params: Mapping[str, np.ndarray], X: Any, T: Any = None, *, buffers: Any = None
+    spec: NetworkSpec,
+    params: Mapping[str, np.ndarray],
+    X: Any,
+    T: Any = None,
+    *,
+    buffers: Any = None,
+    allow_nonfinite: bool = False,
 ) -> ForwardTrace:
     """Run the network on a batch (fast path; the numbers of :func:`textbook_forward`).
 
@@ -435,13 +459,14 @@ def forward(
     T : array or None
         Targets (see :func:`refbp.data.as_targets`); when given, the loss is computed.
 
-    Returns a :class:`ForwardTrace` with ``z_l`` and ``a_l`` for every layer.
+    Returns a :class:`ForwardTrace` with ``z_l`` and ``a_l`` for every layer. Parameters
+    and data must be real and finite unless ``allow_nonfinite`` (an :class:`InputError` otherwise).
     """
     if _typed(spec, buffers):
         return sequential.forward(spec, params, X, T, buffers=buffers)
+    if allow_nonfinite or not isinstance(spec, NetworkSpec) or not _plain_params(_plan(spec), params):
+        return textbook_forward(spec, params, X, T, allow_nonfinite=allow_nonfinite)
     plan = _plan(spec)
-    if not _plain_params(plan, params):
-        return textbook_forward(spec, params, X, T)
     X = _lean_inputs(spec, X)
     targets = None if T is None else _lean_targets(spec, T, batch_size(spec, X))
     trace = _fast_forward(spec, plan, params, X)
@@ -453,7 +478,13 @@ def forward(
 
 
 def backward(
-    spec: NetworkSpec, params: Mapping[str, np.ndarray], trace: ForwardTrace, T: Any, *, buffers: Any = None
+    spec: NetworkSpec,
+    params: Mapping[str, np.ndarray],
+    trace: ForwardTrace,
+    T: Any,
+    *,
+    buffers: Any = None,
+    allow_nonfinite: bool = False,
 ) -> Gradients:
     """Backpropagate the loss through ``trace`` (fast path; the numbers of :func:`textbook_backward`).
 
@@ -462,9 +493,14 @@ def backward(
     """
     if _typed(spec, buffers):
         return sequential.backward(spec, params, trace, T, buffers=buffers)
+    if (
+        allow_nonfinite
+        or not isinstance(spec, NetworkSpec)
+        or not isinstance(trace, ForwardTrace)
+        or not (_plain_params(_plan(spec), params) and _plain_trace(_plan(spec), trace))
+    ):
+        return textbook_backward(spec, params, trace, T, allow_nonfinite=allow_nonfinite)
     plan = _plan(spec)
-    if not (_plain_params(plan, params) and _plain_trace(plan, trace)):
-        return textbook_backward(spec, params, trace, T)
     targets = _lean_targets(spec, T, batch_size(spec, trace.x))
     out = trace.layers[-1]
     _, grad_a, delta = compute_loss(spec, out.z, out.a, targets)
@@ -472,18 +508,26 @@ def backward(
 
 
 def backprop(
-    spec: NetworkSpec, params: Mapping[str, np.ndarray], X: Any, T: Any, *, buffers: Any = None
+    spec: NetworkSpec,
+    params: Mapping[str, np.ndarray],
+    X: Any,
+    T: Any,
+    *,
+    buffers: Any = None,
+    allow_nonfinite: bool = False,
 ) -> tuple[ForwardTrace, Gradients]:
     """Forward then backward: the protocol every implementation under test follows (fast path).
 
     The same numbers as :func:`textbook_backprop`; the loss is evaluated once for both passes.
-    A typed network runs :func:`refbp.sequential.backprop` with its ``buffers``.
+    A typed network runs :func:`refbp.sequential.backprop` with its ``buffers``. Every bad
+    argument is an :class:`InputError` naming it; NaN and infinity in parameters or data are
+    refused unless ``allow_nonfinite``.
     """
     if _typed(spec, buffers):
         return sequential.backprop(spec, params, X, T, buffers=buffers)
+    if allow_nonfinite or not isinstance(spec, NetworkSpec) or not _plain_params(_plan(spec), params):
+        return textbook_backprop(spec, params, X, T, allow_nonfinite=allow_nonfinite)
     plan = _plan(spec)
-    if not _plain_params(plan, params):
-        return textbook_backprop(spec, params, X, T)
     X = _lean_inputs(spec, X)
     targets = _lean_targets(spec, T, batch_size(spec, X))
     trace = _fast_forward(spec, plan, params, X)

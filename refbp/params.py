@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from refbp.errors import InputError
+from refbp.fields import integer, one_of
+from refbp.real_arrays import real_array
 from refbp.spec import NetworkSpec
 
 Parameters = dict[str, np.ndarray]
@@ -36,13 +38,15 @@ def init_parameters(spec: NetworkSpec, seed: int = 0, scheme: str = "xavier") ->
     ``normal``: ``W ~ N(0, 1)``. Biases are drawn from ``N(0, 0.1²)`` so that they are
     exercised by the gradient checks rather than sitting at zero.
     """
-    if scheme not in INIT_SCHEMES:
-        raise InputError("init", "one of " + ", ".join(INIT_SCHEMES), scheme)
+    one_of(scheme, INIT_SCHEMES, "scheme")
     if not isinstance(spec, NetworkSpec):  # a typed network: see refbp.sequential.init_parameters
         from refbp.sequential import init_parameters as init_typed
+        from refbp.sequential_spec import SequentialSpec
 
-        return init_typed(spec, seed)
-    rng = np.random.default_rng(seed)
+        if not isinstance(spec, SequentialSpec):
+            raise InputError("spec", "a NetworkSpec or SequentialSpec", type(spec).__name__, source="init_parameters")
+        return init_typed(spec, integer(seed, "seed", minimum=0, wording="a seed >= 0"))
+    rng = np.random.default_rng(integer(seed, "seed", minimum=0, wording="a seed >= 0"))
     dtype = np.dtype(spec.dtype)
     params: Parameters = {}
     for name, shape in spec.parameter_shapes().items():
@@ -57,20 +61,30 @@ def init_parameters(spec: NetworkSpec, seed: int = 0, scheme: str = "xavier") ->
 
 
 def load_parameters(
-    spec: NetworkSpec, values: Mapping[str, Any], *, source: str = "parameters", dtype: str | None = None
+    spec: NetworkSpec,
+    values: Mapping[str, Any],
+    *,
+    source: str = "parameters",
+    dtype: str | None = None,
+    allow_nonfinite: bool = False,
 ) -> Parameters:
     """Validate explicit values (nested lists or arrays) against the spec.
 
-    Every parameter of the spec must be given, with exactly its shape; a shared bias may
-    be given as a plain number. Unknown names are rejected. Arrays are new copies in
-    ``dtype`` (the spec's dtype by default).
+    Every parameter of the spec must be given, with exactly its shape, as real numbers
+    (strings, booleans, complex numbers and objects are refused), finite unless
+    ``allow_nonfinite``; a shared bias may be given as a plain number. Unknown names are
+    rejected. Arrays are new copies in ``dtype`` (the spec's dtype by default).
     """
+    if not isinstance(spec, NetworkSpec):
+        raise InputError("spec", "a NetworkSpec", type(spec).__name__, source=source)
     if not isinstance(values, Mapping):
         raise InputError("", "a mapping {W1: ..., b1: ...}", type(values).__name__, source=source)
     shapes = spec.parameter_shapes()
     given: dict[str, Any] = {}
     for key, value in values.items():
-        name = canonical_name(str(key))
+        if not isinstance(key, str):
+            raise InputError(repr(key), "parameter names as strings (W1, b1, …)", type(key).__name__, source=source)
+        name = canonical_name(key)
         if name in given:
             raise InputError(
                 str(key), f"each parameter once ({key} and {name} name the same one)", "given twice", source=source
@@ -83,20 +97,46 @@ def load_parameters(
         )
     params: Parameters = {}
     for name, shape in shapes.items():
-        if name not in given:
-            raise InputError(name, f"an array of shape {shape}", "missing", source=source)
-        try:
-            array = np.array(given[name], dtype=dtype or spec.dtype)
-        except (TypeError, ValueError):
-            raise InputError(name, f"numbers in an array of shape {shape}", given[name], source=source) from None
-        if shape == (1,) and array.ndim == 0:
-            array = array.reshape(1)
-        if array.shape != shape:
-            raise InputError(name, f"shape {shape}", f"shape {array.shape}", source=source)
-        if not np.all(np.isfinite(array)):
-            raise InputError(name, "finite numbers", "NaN or infinity", source=source)
-        params[name] = array
+        params[name] = _parameter(given, name, shape, dtype or spec.dtype, source, allow_nonfinite)
     return params
+
+
+def checked_parameters(
+    spec: NetworkSpec, params: Any, *, allow_nonfinite: bool = False, source: str = "params"
+) -> Parameters:
+    """``params`` as arrays, once each parameter of ``spec`` is there with its shape and real, finite numbers.
+
+    What the forward and backward passes use on their checking path: values keep their
+    dtype (no conversion, unlike :func:`load_parameters`), and names the spec does not
+    use are ignored.
+    """
+    if not isinstance(params, Mapping):
+        raise InputError("", "a mapping {W1: ..., b1: ...}", type(params).__name__, source=source)
+    out: Parameters = {}
+    for name, shape in spec.parameter_shapes().items():
+        out[name] = _parameter(params, name, shape, None, source, allow_nonfinite)
+    return out
+
+
+def _parameter(
+    given: Mapping[str, Any], name: str, shape: tuple[int, ...], dtype: str | None, source: str, allow_nonfinite: bool
+) -> np.ndarray:
+    """``given[name]`` as an array of ``shape`` (a plain number for a shared bias) of real numbers in ``dtype``."""
+    if name not in given:
+        raise InputError(name, f"an array of shape {shape}", "missing", source=source)
+    array = real_array(
+        given[name],
+        name,
+        dtype=dtype,
+        source=source,
+        allow_nonfinite=allow_nonfinite,
+        expected=f"numbers in an array of shape {shape}",
+    )
+    if shape == (1,) and array.ndim == 0:
+        array = array.reshape(1)
+    if array.shape != shape:
+        raise InputError(name, f"shape {shape}", f"shape {array.shape}", source=source)
+    return array
 
 
 def copy_parameters(params: Mapping[str, np.ndarray]) -> Parameters:

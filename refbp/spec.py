@@ -44,7 +44,13 @@ from typing import Any
 
 import tomli_w
 
+from refbp import limits
 from refbp.errors import InputError
+from refbp.fields import boolean, finite_float
+from refbp.fields import one_of as _one_of
+from refbp.fields import positive_int as _positive_int
+from refbp.spec_checks import layer_tuple, of_type
+from refbp.text_input import json_loads, read_input_text, toml_loads
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
 KINKED_ACTIVATIONS = ("relu", "leaky_relu")
@@ -60,31 +66,8 @@ LOSS_OUTPUT_ACTIVATION = {"softmax_cross_entropy": "softmax", "binary_cross_entr
 
 
 def parse_json(text: str, *, source: str) -> Any:
-    """``json.loads`` whose failure is an :class:`InputError` naming the line and column."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise InputError(f"line {err.lineno} column {err.colno}", "valid JSON", err.msg, source=source) from None
-
-
-def _one_of(value: Any, allowed: tuple[str, ...], where: str) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise InputError(where, "one of " + ", ".join(allowed), value)
-    return value
-
-
-def _positive_int(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(where, "a positive integer", value)
-    return value
-
-
-def _finite_float(value: Any, where: str, *, minimum: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InputError(where, "a finite number", value)
-    if minimum is not None and value < minimum:
-        raise InputError(where, f"a number >= {minimum:g}", value)
-    return float(value)
+    """JSON within the parser limits of :mod:`refbp.text_input`; a failure is an :class:`InputError`."""
+    return json_loads(text, source=source)
 
 
 def _check_keys(data: Any, allowed: tuple[str, ...], where: str) -> Mapping[str, Any]:
@@ -107,6 +90,12 @@ class LayerSpec:
     negative_slope: float = 0.01
     """Slope of ``leaky_relu`` for ``z < 0``; ignored by the other activations."""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "units", _positive_int(self.units, "LayerSpec.units"))
+        _one_of(self.activation, ACTIVATIONS, "LayerSpec.activation")
+        _one_of(self.bias, BIAS_MODES, "LayerSpec.bias")
+        object.__setattr__(self, "negative_slope", finite_float(self.negative_slope, "LayerSpec.negative_slope"))
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"units": self.units, "activation": self.activation, "bias": self.bias}
         if self.activation == "leaky_relu":
@@ -122,7 +111,7 @@ class LayerSpec:
             units=_positive_int(data["units"], f"{where}.units"),
             activation=_one_of(data.get("activation", "identity"), ACTIVATIONS, f"{where}.activation"),
             bias=_one_of(data.get("bias", "per_unit"), BIAS_MODES, f"{where}.bias"),
-            negative_slope=_finite_float(data.get("negative_slope", 0.01), f"{where}.negative_slope"),
+            negative_slope=finite_float(data.get("negative_slope", 0.01), f"{where}.negative_slope"),
         )
 
 
@@ -134,6 +123,11 @@ class LossSpec:
     reduction: str = "sum"
     targets: str = "dense"
     """``index`` (integer class labels) is allowed for ``softmax_cross_entropy`` only."""
+
+    def __post_init__(self) -> None:
+        _one_of(self.kind, LOSSES, "LossSpec.kind")
+        _one_of(self.reduction, REDUCTIONS, "LossSpec.reduction")
+        _one_of(self.targets, TARGET_FORMS, "LossSpec.targets")
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "reduction": self.reduction, "targets": self.targets}
@@ -155,17 +149,19 @@ class L2Spec:
     lam: float = 0.0
     include_bias: bool = False
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lam", finite_float(self.lam, "L2Spec.lam", minimum=0.0))
+        object.__setattr__(self, "include_bias", boolean(self.include_bias, "L2Spec.include_bias"))
+
     def to_dict(self) -> dict[str, Any]:
         return {"lambda": self.lam, "include_bias": self.include_bias}
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "l2") -> L2Spec:
         data = _check_keys(data, ("lambda", "include_bias"), where)
-        include_bias = data.get("include_bias", False)
-        if not isinstance(include_bias, bool):
-            raise InputError(f"{where}.include_bias", "true or false", include_bias)
         return cls(
-            lam=_finite_float(data.get("lambda", 0.0), f"{where}.lambda", minimum=0.0), include_bias=include_bias
+            lam=finite_float(data.get("lambda", 0.0), f"{where}.lambda", minimum=0.0),
+            include_bias=boolean(data.get("include_bias", False), f"{where}.include_bias"),
         )
 
 
@@ -185,7 +181,10 @@ class NetworkSpec:
     dtype: str = "float64"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "layers", tuple(self.layers))
+        object.__setattr__(self, "inputs", _positive_int(self.inputs, "inputs"))
+        object.__setattr__(self, "layers", layer_tuple(self.layers, LayerSpec))
+        object.__setattr__(self, "loss", of_type(self.loss, LossSpec, "loss"))
+        object.__setattr__(self, "l2", of_type(self.l2, L2Spec, "l2"))
         self.validate()
 
     # -- validation ---------------------------------------------------------------
@@ -216,6 +215,7 @@ class NetworkSpec:
             raise InputError("loss.targets", "dense (index labels need loss softmax_cross_entropy)", "index")
         if self.l2.lam < 0:
             raise InputError("l2.lambda", "a number >= 0", self.l2.lam)
+        limits.check_widths(self.widths)
 
     # -- shapes ---------------------------------------------------------------------
     @property
@@ -328,7 +328,7 @@ class NetworkSpec:
     @classmethod
     def from_toml(cls, text: str, *, source: str = "spec") -> NetworkSpec:
         try:
-            data = tomllib.loads(text)
+            data = toml_loads(text)
         except tomllib.TOMLDecodeError as err:
             raise InputError("", "valid TOML", str(err), source=source) from None
         return cls.from_dict(data, source=source)
@@ -337,10 +337,7 @@ class NetworkSpec:
     def load(cls, path: str | Path) -> NetworkSpec:
         """Read a ``.json`` or ``.toml`` spec file."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as err:
-            raise InputError("", "a readable spec file", err.strerror, source=str(path)) from None
+        text = read_input_text(path, "a readable spec file")
         if path.suffix.lower() == ".toml":
             return cls.from_toml(text, source=str(path))
         return cls.from_json(text, source=str(path))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from refbp.errors import InputError
+from refbp.fields import integer
 from refbp.network import backprop, forward
 from refbp.params import Parameters, copy_parameters
 from refbp.spec import NetworkSpec
@@ -36,10 +39,10 @@ def fit(spec: NetworkSpec, params: Mapping[str, np.ndarray], X: Any, T: Any, *, 
 
     ``losses`` has ``steps + 1`` entries: the loss before every step and after the last.
     """
-    if not lr > 0:
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < lr < math.inf:
         raise InputError("lr", "a learning rate > 0", lr)
-    if steps < 0:
-        raise InputError("steps", "a number of steps >= 0", steps)
+    lr = float(lr)
+    steps = integer(steps, "steps", minimum=0, wording="a number of steps >= 0")
     current = copy_parameters(params)
     losses: list[float] = []
     for _ in range(steps):

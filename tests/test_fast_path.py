@@ -211,9 +211,10 @@ def test_wrong_parameter_shapes_fail_as_on_the_textbook_path() -> None:
     spec = _network()
     data = Case(spec, batch=4, seed=2).materialize()
     params = dict(data.params, W2=data.params["W2"].T.copy())
-    with pytest.raises(ValueError, match="matmul"):
+    message = r"^params: W2: expected shape \(5, 4\), got 'shape \(4, 5\)'$"
+    with pytest.raises(InputError, match=message):
         textbook_backprop(spec, params, data.X, data.T)
-    with pytest.raises(ValueError, match="matmul"):
+    with pytest.raises(InputError, match=message):
         backprop(spec, params, data.X, data.T)
 
 

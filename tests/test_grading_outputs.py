@@ -339,18 +339,18 @@ def test_markdown_feedback_of_a_file_that_cannot_be_imported_says_so_once(tmp_pa
 @pytest.mark.parametrize(
     ("argv", "words"),
     [
-        (["check", "{sub}", "--interface", "layers", "--json", "{tmp}"], "--json: expected a file path, not a folder"),
-        (["check", "{sub}", "--interface", "layers", "--junit", "{sub}/x.xml"], "--junit: expected a path in a folder"),
+        (["check", "{sub}", "--interface", "layers", "--json", "{tmp}"], "not a folder, got 'a folder'"),
+        (["check", "{sub}", "--interface", "layers", "--junit", "{sub}/x.xml"], "x.xml: expected a path in a folder"),
         (
             ["check", "{sub}", "--interface", "layers", "--json", "{tmp}/a", "--markdown", "{tmp}/a"],
-            "outputs: expected a different path for each format",
+            "--markdown: expected a path of its own (it is also written by --json)",
         ),
-        (["grade", "{tmp}", "--interface", "layers", "--out", "{sub}/g"], "--out: expected a path in a folder"),
+        (["grade", "{tmp}", "--interface", "layers", "--out", "{sub}/g"], "py/g: expected a path in a folder"),
         (
             ["grade", "{tmp}", "--interface", "layers", "--gradescope", "{tmp}/results.json"],
             "--gradescope: expected a path with {name} in it",
         ),
-        (["grade", "{tmp}", "--interface", "layers", "--markdown", "{sub}/{name}.md"], "--markdown: expected a path"),
+        (["grade", "{tmp}", "--interface", "layers", "--markdown", "{sub}/{name}.md"], "expected a path in a folder"),
     ],
 )
 def test_unwritable_outputs_are_bad_usage_before_any_grading(argv, words, tmp_path, capsys, monkeypatch):

@@ -57,7 +57,7 @@ def test_init_scale_follows_the_scheme(scheme: str, std: float) -> None:
 
 
 def test_init_rejects_an_unknown_scheme() -> None:
-    with pytest.raises(InputError, match=r"^spec: init: expected one of xavier, he, normal, got 'uniform'$"):
+    with pytest.raises(InputError, match=r"^spec: scheme: expected one of xavier, he, normal, got 'uniform'$"):
         init_parameters(SPEC, scheme="uniform")
 
 

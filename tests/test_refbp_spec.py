@@ -238,11 +238,11 @@ def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
 def test_direct_construction_is_validated_too() -> None:
     with pytest.raises(InputError, match=r"^spec: layers\[0\]\.activation: expected softmax on the output layer only"):
         NetworkSpec(2, (LayerSpec(2, "softmax"), LayerSpec(1)))
-    with pytest.raises(InputError, match=r"^spec: l2\.lambda: expected a number >= 0, got -1"):
+    with pytest.raises(InputError, match=r"^spec: L2Spec\.lam: expected a number >= 0, got -1"):
         NetworkSpec(2, (LayerSpec(1),), l2=L2Spec(-1.0))
     with pytest.raises(InputError, match=r"^spec: layers: expected at least one layer"):
         NetworkSpec(2, ())
-    with pytest.raises(InputError, match=r"^spec: layers\[0\]\.units: expected a positive integer, got 0$"):
+    with pytest.raises(InputError, match=r"^spec: LayerSpec\.units: expected a positive integer, got 0$"):
         NetworkSpec(2, (LayerSpec(0),))
 
 

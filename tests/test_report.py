@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from oracle import report
+from oracle import report_html
 from oracle.report import COLUMNS, fmt_sci, summarise, verdict, write_reports
 
 EVIL = "evil<script>alert(1)</script>"
@@ -352,7 +352,7 @@ def test_fmt_sci(value, text):
 
 
 def test_colour_scale_is_monotone_and_clamped():
-    colours = [report._colour(x) for x in (-30, -16, -8, 0, 3)]
+    colours = [report_html._colour(x) for x in (-30, -16, -8, 0, 3)]
     assert colours[0] == colours[1] and colours[3] == colours[4]
     assert len(set(colours[1:4])) == 3
 

@@ -206,15 +206,21 @@ def test_an_interrupted_sweep_keeps_its_cases_and_still_writes_the_reports(tmp_p
 
     module = tmp_path / "stopper.py"
     module.write_text(
-        "from refbp import backprop\ncalls = [0]\n\ndef impl(spec, params, X, T):\n"
+        "import sys\nfrom refbp import backprop\ncalls = [0]\n\ndef impl(spec, params, X, T):\n"
         "    calls[0] += 1\n    if calls[0] == 4:\n        raise KeyboardInterrupt\n"
+        "    if calls[0] == 6:\n        sys.exit(0)\n"
         "    return backprop(spec, params, X, T)\n"
     )
+    # Under the command, a KeyboardInterrupt or SystemExit that the implementation raises
+    # itself (no Ctrl-C was pressed) is a finding, not the end of the run.
     code = main(["sweep", "--cases", "10", "--out", str(tmp_path / "r"), "--quiet", "--impl", f"{module}:impl"])
     assert code == 1
-    assert capsys.readouterr().out.startswith("PASS (interrupted): 3 cases")
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL: 10 cases") and "c0004: impl raised KeyboardInterrupt" in out
+    assert "c0006: impl raised SystemExit: 0" in out
     summary = json.loads((tmp_path / "r" / "sweep.json").read_text())
-    assert summary["meta"]["interrupted"] is True and summary["meta"]["cases"] == 3
+    assert summary["meta"]["interrupted"] is False and summary["meta"]["cases"] == 10
+    assert summary["counts_by_status"]["error"] == 2
 
 
 def test_the_progress_bar_counts_to_the_end_on_stderr(capsys) -> None:
@@ -223,3 +229,12 @@ def test_the_progress_bar_counts_to_the_end_on_stderr(capsys) -> None:
     assert err.endswith("\n") and f"[{'#' * 30}] 4/4 cases" in err.splitlines()[-1]
     run_sweep(4, seed=0, progress=False, fd="off")
     assert capsys.readouterr().err == ""
+
+
+def test_an_impl_module_that_exits_on_import_is_bad_input(tmp_path: Path, capsys) -> None:
+    module = tmp_path / "quits.py"
+    module.write_text("import sys\nsys.exit(0)\n\ndef impl(spec, params, X, T):\n    pass\n")
+    assert main(["sweep", "--cases", "1", "--out", str(tmp_path / "r"), "--impl", f"{module}:impl"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--impl: expected an importable module (SystemExit: 0)" in err
+    assert not (tmp_path / "r" / "sweep.json").exists()

@@ -68,6 +68,7 @@ from refbp.data import as_inputs, as_targets, batch_size
 from refbp.errors import InputError
 from refbp.params import Parameters, load_parameters
 from refbp.spec import NetworkSpec
+from refbp.text_input import read_input_text, toml_loads
 from worked.aliases import NAMED, Entry, check_alias, resolve
 from worked.claim import Claim
 from worked.file_reader import FileReader, line_of, locate, read_claim_value, read_slack, read_steps, read_training
@@ -225,9 +226,7 @@ def _part(
 def read_toml(text: str, source: str) -> dict[str, Any]:
     """The file's tables; :class:`InputError` naming the line for bad TOML."""
     try:
-        return tomllib.loads(text)
-    except RecursionError:
-        raise InputError("", "TOML nested at most a few hundred levels deep", "deeper", source=source) from None
+        return toml_loads(text)
     except tomllib.TOMLDecodeError as err:
         message = str(err)
         line = re.search(r"at line (\d+)", message)
@@ -320,9 +319,4 @@ def _alias_names(spec: NetworkSpec, parts: tuple[Part, ...], aliases: Mapping[st
 def load_example(path: str | Path) -> WorkedExample | GraphExample:
     """Read and validate one worked-example file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        reason = err.strerror if isinstance(err, OSError) else "UTF-8 text"
-        raise InputError("", "a readable worked-example file", reason, source=str(path)) from None
-    return parse_example(text, str(path))
+    return parse_example(read_input_text(path, "a readable worked-example file"), str(path))

@@ -30,7 +30,13 @@ from typing import Any
 
 from tabulate import tabulate
 
-from oracle.report import _CSS, _e, _jsonable, _md_code, _md_table, _md_text, _write_all_atomically
+from oracle.report_html import PAGE_CSS as _CSS
+from oracle.report_html import escape_html as _e
+from oracle.report_markdown import md_code as _md_code
+from oracle.report_markdown import md_table as _md_table
+from oracle.report_markdown import md_text as _md_text
+from oracle.report_table import jsonable as _jsonable
+from refbp.output_paths import write_atomically
 from worked.formula_check import FormulaResult
 from worked.results import FAILING, STATUSES, ClaimResult
 
@@ -327,5 +333,5 @@ def write_reports(out_dir: Path | str, summary: Mapping[str, Any], json_copy: Pa
         json_copy = Path(json_copy)
         json_copy.parent.mkdir(parents=True, exist_ok=True)
         files[json_copy] = text
-    _write_all_atomically(files)
+    write_atomically(files)
     return list(files)

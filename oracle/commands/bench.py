@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from refbp.cli import EXIT_FOUND, EXIT_OK, positive_int
+from refbp.cli import EXIT_FOUND, EXIT_OK, int_between, output_path, positive_int
+from refbp.output_paths import output_folder
 
 HELP = "benchmark refbp against PyTorch autograd and gradcheck and write reports/benchmarks.md (+ .svg, .json)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 2 repeats: a few seconds (what CI runs)")
-    parser.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default reports/)")
+    parser.add_argument("--out", type=output_path, default=Path("reports"), help="report folder (default reports/)")
     parser.add_argument("--repeats", type=positive_int, help="timed samples per candidate (default 7; smoke 2)")
     parser.add_argument("--threads", type=positive_int, help="threads for NumPy's BLAS and torch (default 1)")
     parser.add_argument("--sweep-cases", type=positive_int, help="cases of the sweep benchmark (default 1000)")
-    parser.add_argument("--workers", type=positive_int, help="processes of the parallel sweep (default: all cores)")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    parser.add_argument(
+        "--workers",
+        type=int_between(1, cores, "a number of processes up to the cores of this machine"),
+        help=f"processes of the parallel sweep (default: all {cores} cores)",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -26,8 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from oracle.bench import BenchConfig, run_benchmarks, write_report
+    from oracle.bench import REPORT_KINDS, BenchConfig, run_benchmarks, write_report
 
+    output_folder(args.out, "--out", files=[f"benchmarks.{kind}" for kind in REPORT_KINDS])
     config = BenchConfig.smoke_test() if args.smoke else BenchConfig()
     changes = {
         "repeats": args.repeats,

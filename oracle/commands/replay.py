@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from refbp.cli import EXIT_FOUND, EXIT_OK, load_implementation
-from refbp.errors import InputError
+from refbp.text_input import read_input_text
 
 HELP = "re-run one case printed by a sweep (the case as JSON, or a .json file)"
 
@@ -24,12 +23,8 @@ def run(args: argparse.Namespace) -> int:
     from oracle.check import check_arrays, describe
 
     text, source = args.case, "case"
-    if not text.lstrip().startswith("{"):
-        path = Path(text)
-        try:
-            text, source = path.read_text(encoding="utf-8"), str(path)
-        except OSError as err:
-            raise InputError("", "a JSON case or a readable .json file", err.strerror, source=str(path)) from None
+    if not text.lstrip().startswith(("{", "[")):
+        text, source = read_input_text(text, "a JSON case or a readable .json file"), text
     case = Case.from_json(text, source=source)
     kwargs: dict[str, Any] = {}
     if args.impl:

@@ -7,8 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from refbp.cli import EXIT_FOUND, EXIT_OK, load_implementation, non_negative_int, positive_int
+from refbp.cli import EXIT_FOUND, EXIT_OK, int_between, load_implementation, non_negative_int, output_path, positive_int
 from refbp.errors import InputError
+from refbp.interrupts import EXIT_INTERRUPTED
+from refbp.output_paths import output_folder
+
+#: Bounds of --max-depth and --max-width: a sweep checks many small networks, each entry by finite differences.
+MAX_DEPTH, MAX_WIDTH = 32, 256
 
 HELP = "check random networks three ways (refbp, torch autograd, finite differences) and write reports"
 
@@ -19,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dtype", choices=("float64", "float32"), default=None, help="default float64 (or the declared dtype)"
     )
-    parser.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default reports/)")
+    parser.add_argument("--out", type=output_path, default=Path("reports"), help="report folder (default reports/)")
     parser.add_argument("--fd", choices=("full", "directional", "off"), default="full", help="finite differences")
     parser.add_argument("--impl", help="check MODULE:FUNCTION (or FILE.py:FUNCTION) instead of refbp")
     parser.add_argument("--device", default=None, help="torch device for the twin: cpu (default) or cuda")
@@ -30,8 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE.toml",
         help="what the implementation supports (default: REFBP_SUPPORTS beside --impl, else everything)",
     )
-    parser.add_argument("--max-depth", type=positive_int, default=None, help="layers per network (default up to 4)")
-    parser.add_argument("--max-width", type=positive_int, default=None, help="units per layer (default up to 6)")
+    depth, width = int_between(1, MAX_DEPTH, "a depth"), int_between(1, MAX_WIDTH, "a width")
+    parser.add_argument(
+        "--max-depth", type=depth, default=None, help=f"layers per network (default up to 4, at most {MAX_DEPTH})"
+    )
+    parser.add_argument(
+        "--max-width", type=width, default=None, help=f"units per layer (default up to 6, at most {MAX_WIDTH})"
+    )
     parser.add_argument(
         "--families",
         type=_families,
@@ -53,11 +63,14 @@ def _families(text: str) -> tuple[str, ...]:
 
 def run(args: argparse.Namespace) -> int:
     from oracle.families import family_cases, parse_families
-    from oracle.report import write_reports
+    from oracle.report import REPORT_KINDS, write_reports
     from oracle.supports import DEFAULT_MAX_UNSUPPORTED, unsupported_verdict
     from oracle.sweep import run_sweep
     from oracle.torch_twin import resolve_device
 
+    impl_file = args.impl.rpartition(":")[0] if args.impl else ""
+    inputs = [impl_file] if impl_file.endswith(".py") else []
+    output_folder(args.out, "--out", files=[f"sweep.{kind}" for kind in REPORT_KINDS], inputs=inputs)
     device = str(resolve_device(args.device))
     if args.device not in (None, "cpu") and device == "cpu":
         note = f"refbp sweep: --device {args.device}: CUDA is not available, the torch twin runs on the CPU"
@@ -115,7 +128,13 @@ def run(args: argparse.Namespace) -> int:
         "depth_by_case": {r.case: r.depth for r in result.results},
         "cases_json": {cid: case.to_dict() for cid, case in result.cases.items()},
     }
+    if result.interrupted and not result.results:
+        raise KeyboardInterrupt
     paths = write_reports(args.out, rows, meta)
+    if result.interrupted:
+        reports = ", ".join(str(p) for p in paths.values())
+        sys.stderr.write(f"refbp: interrupted after {n_cases} of {args.cases} cases; partial reports: {reports}\n")
+        return EXIT_INTERRUPTED
     print(summary_text(result, rows, paths))
     if verdict:
         print(verdict)
