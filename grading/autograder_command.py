@@ -23,13 +23,14 @@ def run(args: argparse.Namespace) -> int:
     from grading.assignment import resolve, support_files
     from grading.assignment_plan import assignment_plan
     from grading.autograder_bundle import write_bundle
-    from grading.check_command import writable_file, written
+    from grading.check_command import written
+    from refbp.output_paths import output_file
 
     assignment = resolve(args.assignment)
     if args.load:
         assignment = dataclasses.replace(assignment, load=args.load)
     support = support_files(args.support)
-    out = writable_file(args.out, "--out")
+    out = output_file(args.out, "--out", inputs=support)
     assignment_plan(assignment, args.seed)  # the oracle is confirmed here, not on the first student
     names: list[str] = []
     written(lambda: names.extend(write_bundle(assignment, support, out, args.seed)), "--out")

@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
             raise
         order = {label: number for number, label in enumerate(labels)}
         graded = sorted(done, key=lambda result: order[result.stem])
-        written(lambda: summary.update(write_summary(graded, args.out)), "outputs")
+        written(lambda: summary.update(write_summary(graded, args.out, total=len(paths))), "outputs")
         written(lambda: write_folder_outputs(graded, combined), "outputs")
         sys.stderr.write(
             f"refbp: interrupted after {len(graded)} of {len(paths)} submissions; "

@@ -340,8 +340,11 @@ def summary_rows(results: Sequence[SubmissionResult]) -> list[dict[str, Any]]:
     return rows
 
 
-def render_summary(results: Sequence[SubmissionResult]) -> str:
-    """The summary table in Markdown: a count line, then one row per submission."""
+def render_summary(results: Sequence[SubmissionResult], total: int | None = None) -> str:
+    """The summary table in Markdown: a count line, then one row per submission.
+
+    ``total``: the submissions there were, when grading stopped (Ctrl-C) before all of them.
+    """
     rows = summary_rows(results)
     passed = sum(1 for r in rows if r["passed"])
     assignment = (results[0].assignment or results[0].interface) if results else ""
@@ -352,6 +355,7 @@ def render_summary(results: Sequence[SubmissionResult]) -> str:
         "",
         f"{len(rows)} submissions, {passed} pass every check (assignment `{assignment}`, seed {seed}; {levels}).",
         "",
+        *([f"interrupted: yes — {len(rows)} of {total} submissions graded.", ""] if total is not None else []),
         "| submission | score | passed | failing checks | warnings | first failure | hint |",
         "|---|---:|---|---:|---:|---|---|",
     ]
@@ -421,9 +425,10 @@ def write_folder_outputs(results: Sequence[SubmissionResult], paths: Mapping[str
     write_atomically(texts)
 
 
-def write_summary(results: Sequence[SubmissionResult], folder: Path) -> dict[str, Path]:
-    """``summary.md`` and ``summary.csv`` of every submission in ``folder``, atomically."""
+def write_summary(results: Sequence[SubmissionResult], folder: Path, total: int | None = None) -> dict[str, Path]:
+    """``summary.md`` and ``summary.csv`` of every submission in ``folder``, atomically (``total``: see
+    :func:`render_summary`)."""
     paths = {"md": folder / "summary.md", "csv": folder / "summary.csv"}
     folder.mkdir(parents=True, exist_ok=True)
-    write_atomically({paths["md"]: render_summary(results), paths["csv"]: render_summary_csv(results)})
+    write_atomically({paths["md"]: render_summary(results, total), paths["csv"]: render_summary_csv(results)})
     return paths

@@ -192,7 +192,7 @@ def test_fit_names_the_bad_argument(kwargs, message):
         ((SPEC, 0, "uniform"), "spec: scheme: expected one of xavier, he, normal, got 'uniform'"),
         ((SPEC, -1), "spec: seed: expected a seed >= 0, got -1"),
         ((SPEC, "0"), "spec: seed: expected a seed >= 0, got '0'"),
-        (({"inputs": 2}, 0), "init_parameters: spec: expected a NetworkSpec, got 'dict'"),
+        (({"inputs": 2}, 0), "init_parameters: spec: expected a NetworkSpec or SequentialSpec, got 'dict'"),
     ],
 )
 def test_init_parameters_names_the_bad_argument(args, message):

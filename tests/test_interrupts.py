@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -124,12 +125,15 @@ def test_ctrl_c_while_grading_a_folder_writes_the_summary_of_what_was_graded(tmp
     assert err.count("\n") == 1 and err.startswith("refbp: interrupted after ") and " of 3 submissions" in err
     summary = (out / "summary.csv").read_text()
     assert "a_first.py" in summary and "c_never.py" not in summary
+    marker = r"^interrupted: yes — [12] of 3 submissions graded\.$"
+    assert re.search(marker, (out / "summary.md").read_text(), flags=re.M)
     assert not (out / "c_never").exists() or not (out / "c_never" / "result.json").exists()
 
 
 def test_ctrl_c_between_worked_examples_reports_those_checked(tmp_path, capsys, monkeypatch):
     import worked.evaluate
     from refbp.cli import main
+    from worked.command import BUNDLED_DIR
 
     real, calls = worked.evaluate.check_example, []
 
@@ -143,7 +147,8 @@ def test_ctrl_c_between_worked_examples_reports_those_checked(tmp_path, capsys, 
     assert main(["examples", "--out", str(tmp_path / "r"), "--quiet"]) == 130
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1
-    assert captured.err.startswith("refbp: interrupted after 1 of 4 examples; partial reports: ")
+    bundled = len(list(BUNDLED_DIR.glob("*.toml")))
+    assert captured.err.startswith(f"refbp: interrupted after 1 of {bundled} examples; partial reports: ")
     summary = json.loads((tmp_path / "r" / "worked_examples.json").read_text())
     assert summary["meta"]["interrupted"] is True and summary["n_examples"] == 1
     assert summary["meta"]["files"] == calls[:1]

@@ -44,7 +44,7 @@ def test_a_supports_file_restricts_the_networks_and_bounds_narrow_it(tmp_path: P
     ("extra", "message"),
     [
         (["--dtype", "float64"], "refbp: error: command line: dtype: expected names the support declaration lists"),
-        (["--max-width", "1000"], None),
+        (["--max-width", "200"], None),
     ],
 )
 def test_options_outside_the_declaration_are_refused(tmp_path: Path, capsys, extra, message) -> None:
@@ -68,8 +68,10 @@ def test_a_bad_supports_file_is_one_line_naming_it(tmp_path: Path, capsys) -> No
         err == f"refbp: error: {declaration}: losses: expected a non-empty list from half_sse, mse, "
         "softmax_cross_entropy, binary_cross_entropy, got ['hinge']\n"
     )
-    assert main(["sweep", "--cases", "1", "--out", str(tmp_path), "--max-width", "100000"]) == 2
-    assert "command line: max_width: expected an integer from 1 to 256, got 100000" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["sweep", "--cases", "1", "--out", str(tmp_path), "--max-width", "100000"])
+    assert exited.value.code == 2
+    assert "--max-width: expected a width (1..256), got '100000'" in capsys.readouterr().err
 
 
 IMPL = """
