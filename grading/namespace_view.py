@@ -14,7 +14,9 @@ Inside the sandbox (paths the child sees)::
     /box/work                  a private, size-limited tmpfs: the working directory, HOME and
                                TMPDIR; the submission and its support files are bound
                                into it read-only; /tmp points here
-    /proc, /dev                the sandbox's own (its pid namespace; null, zero, urandom, …)
+    /dev                       null, zero, full, random, urandom, tty, pts: read-only
+                               (no files can be made there, /dev/shm included)
+    /proc                      absent (see below)
 
 The grader's packages (refbp, oracle, grading), torch, other submissions, the output
 folder, /etc, /root, /home and the host's /proc are not in the view. The child runs as
@@ -22,6 +24,14 @@ uid/gid 65534 in new user, pid, mount, network, IPC, UTS and cgroup namespaces, 
 capabilities, in a new session, may not create further user namespaces, and dies with the
 grader (``--die-with-parent``). Killing the namespace's first process (its pid comes back
 on ``--info-fd``) kills every process the submission started.
+
+Why no /proc: bubblewrap started by root maps the sandbox's uid 65534 to host uid 0, and
+the kernel lets host uid 0 write any file of /proc/sys whose mode allows root (it checks no
+capability there): a procfs in the view would let a submission set host sysctls
+(``kernel.core_pattern`` runs a program as host root at the next core dump) and would show
+host paths in ``/proc/self/mountinfo``. Python and NumPy run without it. Memory files:
+``memfd_create`` is refused by the seccomp filter, so the scratch tmpfs (``--size``) is
+the only place a file can hold memory.
 """
 
 from __future__ import annotations
@@ -191,7 +201,8 @@ def command(
         args += ["--ro-bind", prefix, prefix]
     for folder in hidden_folders(tuple(trees)):
         args += ["--tmpfs", folder, "--remount-ro", folder]
-    args += ["--proc", "/proc", "--dev", "/dev", "--ro-bind", str(runner), RUNNER]
+    # No /proc: its sysctls would be writable (see the module docstring). /dev holds only device nodes.
+    args += ["--dev", "/dev", "--remount-ro", "/dev", "--ro-bind", str(runner), RUNNER]
     site = [p for p in with_dependencies(["numpy", *allowed]) if p not in blocked] if allowed else ["numpy"]
     for folder in package_folders(site):
         args += ["--ro-bind", str(folder), f"{SITE}/{folder.name}"]
