@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from grading.interfaces import INTERFACES
 from grading.isolation import CHOICES
+from grading.report_text import printable
 from refbp.cli import EXIT_FOUND, EXIT_OK, non_negative_int, positive_int
 from refbp.errors import InputError
 
@@ -163,4 +164,4 @@ def summary_text(result: SubmissionResult) -> str:
             lines.append(f"  {check}: {row.quantity}: {row.status}" + (f" — {row.message}" if row.message else ""))
             if row.diagnosis:
                 lines.append(f"    hint: {row.diagnosis}")
-    return "\n".join(lines)
+    return printable("\n".join(lines))
