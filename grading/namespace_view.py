@@ -25,6 +25,10 @@ capabilities, in a new session, may not create further user namespaces, and dies
 grader (``--die-with-parent``). Killing the namespace's first process (its pid comes back
 on ``--info-fd``) kills every process the submission started.
 
+Host uid: a root grader starts bubblewrap through :data:`AS_USER_SCRIPT`, as a fresh
+unprivileged uid, so uid 65534 inside maps to that uid outside (:func:`drops_to_fresh_uid`).
+Where only root may create user namespaces, it starts bubblewrap as root instead.
+
 Why no /proc: bubblewrap started by root maps the sandbox's uid 65534 to host uid 0, and
 the kernel lets host uid 0 write any file of /proc/sys whose mode allows root (it checks no
 capability there): a procfs in the view would let a submission set host sysctls
@@ -50,7 +54,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-from grading import seccomp_filter
+from grading import isolation, seccomp_filter
 
 BOX = "/box"
 RUNNER = f"{BOX}/runner"
@@ -60,6 +64,8 @@ WORK = f"{BOX}/work"
 NOBODY = 65534
 #: Packages whose folders are hidden wherever they lie inside the view.
 HIDDEN_PACKAGES = ("refbp", "oracle", "grading", "torch")
+#: The script that starts bubblewrap as an unprivileged host uid for a root grader.
+AS_USER_SCRIPT = Path(__file__).with_name("bwrap_as_user.py")
 
 
 def bwrap_binary() -> str | None:
@@ -217,10 +223,39 @@ def command(
     return [*args, "--", *argv]
 
 
+def launch_prefix(uid: int | None) -> list[str]:
+    """What goes before ``bwrap …``: nothing, or (``uid`` given) the script that drops to host uid ``uid`` first."""
+    if uid is None:
+        return []
+    return [os.path.realpath(sys.executable), "-I", "-S", str(AS_USER_SCRIPT), str(uid), "--"]
+
+
+@functools.cache
+def drops_to_fresh_uid() -> bool:
+    """Whether a root grader starts bubblewrap as a fresh unprivileged uid here (probed once per process).
+
+    True when the grader runs as root and an unprivileged uid may create user namespaces;
+    the sandbox's uid then maps to that uid instead of to host root.
+    """
+    if os.geteuid() != 0 or bwrap_binary() is None:
+        return False
+    uid = isolation.fresh_uid()
+    try:
+        return _probe(uid) is None
+    finally:
+        isolation.kill_uid(uid)
+
+
 def probe() -> str | None:
     """``None`` if a namespaces sandbox starts here and imports NumPy, else why not (one phrase)."""
     if bwrap_binary() is None:
         return "bubblewrap (bwrap) is not installed"
+    if not drops_to_fresh_uid():
+        return _probe(None)
+    return None
+
+
+def _probe(uid: int | None) -> str | None:
     with tempfile.TemporaryDirectory(prefix="refbp-probe-") as folder:
         runner = Path(folder)
         argv = [interpreter(), "-I", "-c", f"import sys; sys.path.insert(0, {SITE!r}); import numpy"]
@@ -230,6 +265,7 @@ def probe() -> str | None:
             os.close(write)
             seccomp = read if seccomp_filter.supported() else None
             cmd = command(runner, [], argv, allowed=(), scratch_bytes=1 << 20, seccomp_fd=seccomp, info_fd=None)
+            cmd = [*launch_prefix(uid), *cmd]
             done = subprocess.run(cmd, capture_output=True, timeout=60, pass_fds=(read,), check=False)
         except (OSError, subprocess.SubprocessError) as err:
             return f"bubblewrap could not start ({err})"

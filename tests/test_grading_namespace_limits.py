@@ -64,6 +64,20 @@ for folder in ("/dev/shm", "/dev", "/box/work"):
 print(f"HELD_OUTSIDE_MIB={n}")
 """
 
+THREADS = r"""
+import threading
+threading.stack_size(64 * 1024)
+gate, n = threading.Event(), 0
+try:
+    for _ in range(100):
+        threading.Thread(target=gate.wait, daemon=True).start()
+        n += 1
+except RuntimeError:
+    pass
+print(f"THREADS_STARTED={n}")
+gate.set()
+"""
+
 MEMFD_FILL = r"""
 import os
 chunk, fds = b"\0" * (1 << 20), []
@@ -109,3 +123,10 @@ def test_memfd_files_are_refused(tmp_path):
     md = _output(tmp_path, MEMFD_FILL, "--memory", "128")
     assert "memfd refused 1" in md
     assert "HELD_OUTSIDE_MIB=0" in md
+
+
+def test_threads_stay_under_the_process_limit_so_the_namespace_is_not_host_root(tmp_path):
+    # The kernel counts no RLIMIT_NPROC against host root: the limit holding shows the mapping is not to uid 0.
+    md = _output(tmp_path, THREADS)
+    started = int(re.search(r"THREADS_STARTED=(\d+)", md).group(1))
+    assert 1 <= started < 32, f"{started} threads started although RLIMIT_NPROC is 32"
