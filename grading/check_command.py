@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from grading.assignment import ALIASES
 from grading.interfaces import INTERFACES
 from grading.isolation import CHOICES
+from grading.report_text import printable
 from refbp.cli import EXIT_FOUND, EXIT_OK, non_negative_int, output_path, positive_int
 from refbp.errors import InputError
 from refbp.output_paths import distinct_outputs, output_file
@@ -191,4 +192,4 @@ def summary_text(result: SubmissionResult) -> str:
         count = f" (and {len(labels) - 1} more check{'s' if len(labels) > 2 else ''} alike)" if len(labels) > 1 else ""
         lines.append(f"  {labels[0]}: {status}" + (f" — {message}" if message else "") + count)
         lines += [f"    hint: {diagnosis}"] if diagnosis else []
-    return "\n".join(lines)
+    return printable("\n".join(lines))

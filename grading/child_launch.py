@@ -2,7 +2,8 @@
 
 ``namespaces``: under bubblewrap (:mod:`grading.namespace_view`), with the seccomp filter
 of :mod:`grading.seccomp_filter`. Stopping kills the pid namespace's first process, which
-takes every process of the namespace with it; the stop waits until that has happened.
+takes every process of the namespace with it; the stop waits until that has happened. A
+root grader starts bubblewrap as a fresh unprivileged uid, whose processes are killed too.
 
 ``user``: as a fresh unprivileged uid (:func:`grading.isolation.fresh_uid`) in its own
 session. Stopping kills every process of that uid (:func:`grading.isolation.kill_uid`).
@@ -117,12 +118,13 @@ def _start_namespaces(runner, work_files, child_args, pass_fds, allowed, blocked
         )  # fmt: skip
         fds = (*pass_fds, info_write) + ((seccomp_read,) if seccomp_read is not None else ())
         env = environment(namespace_view.WORK, token)
-        proc = subprocess.Popen(cmd, env=env, pass_fds=fds, **common)
+        uid = isolation.fresh_uid() if namespace_view.drops_to_fresh_uid() else None
+        proc = subprocess.Popen([*namespace_view.launch_prefix(uid), *cmd], env=env, pass_fds=fds, **common)
     finally:
         os.close(info_write)
         if seccomp_read is not None:
             os.close(seccomp_read)
-    return Launched(proc, "namespaces", token, since, info_fd=info_read)
+    return Launched(proc, "namespaces", token, since, uid=uid, info_fd=info_read)
 
 
 def threads_of_this_user() -> int:
@@ -201,7 +203,7 @@ def stop(launched: Launched, grace: float = 0.0) -> int | None:
         os.killpg(proc.pid, signal.SIGKILL)
     if code is None:
         proc.wait()
-    if launched.level == "user" and launched.uid is not None:
+    if launched.uid is not None:  # the user level, or a namespace started as a fresh uid
         isolation.kill_uid(launched.uid)
     elif launched.level == "process":
         kill_token_holders(launched.token, launched.since)

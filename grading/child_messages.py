@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from grading import wire
+from grading.report_text import printable
 
 if TYPE_CHECKING:
     from grading.sandbox import CheckOutcome, ChildCheck
@@ -28,7 +29,8 @@ def _text(value: Any, what: str) -> str:
         return ""
     if not isinstance(value, str):
         raise wire.WireError(f"{what} is not a string")
-    return value[:_TEXT_CHARS]
+    # One line, control characters visible: the text lands in reports, XML and the terminal.
+    return printable(" ".join(value[:_TEXT_CHARS].splitlines()), keep_lines=False)
 
 
 def error_fields(error: Any, calls: int | None = None) -> dict[str, Any]:

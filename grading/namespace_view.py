@@ -14,7 +14,9 @@ Inside the sandbox (paths the child sees)::
     /box/work                  a private, size-limited tmpfs: the working directory, HOME and
                                TMPDIR; the submission and its support files are bound
                                into it read-only; /tmp points here
-    /proc, /dev                the sandbox's own (its pid namespace; null, zero, urandom, …)
+    /dev                       null, zero, full, random, urandom, tty, pts: read-only
+                               (no files can be made there, /dev/shm included)
+    /proc                      absent (see below)
 
 The grader's packages (refbp, oracle, grading), torch, other submissions, the output
 folder, /etc, /root, /home and the host's /proc are not in the view. The child runs as
@@ -22,6 +24,18 @@ uid/gid 65534 in new user, pid, mount, network, IPC, UTS and cgroup namespaces, 
 capabilities, in a new session, may not create further user namespaces, and dies with the
 grader (``--die-with-parent``). Killing the namespace's first process (its pid comes back
 on ``--info-fd``) kills every process the submission started.
+
+Host uid: a root grader starts bubblewrap through :data:`AS_USER_SCRIPT`, as a fresh
+unprivileged uid, so uid 65534 inside maps to that uid outside (:func:`drops_to_fresh_uid`).
+Where only root may create user namespaces, it starts bubblewrap as root instead.
+
+Why no /proc: bubblewrap started by root maps the sandbox's uid 65534 to host uid 0, and
+the kernel lets host uid 0 write any file of /proc/sys whose mode allows root (it checks no
+capability there): a procfs in the view would let a submission set host sysctls
+(``kernel.core_pattern`` runs a program as host root at the next core dump) and would show
+host paths in ``/proc/self/mountinfo``. Python and NumPy run without it. Memory files:
+``memfd_create`` is refused by the seccomp filter, so the scratch tmpfs (``--size``) is
+the only place a file can hold memory.
 """
 
 from __future__ import annotations
@@ -40,7 +54,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-from grading import seccomp_filter
+from grading import isolation, seccomp_filter
 
 BOX = "/box"
 RUNNER = f"{BOX}/runner"
@@ -50,6 +64,8 @@ WORK = f"{BOX}/work"
 NOBODY = 65534
 #: Packages whose folders are hidden wherever they lie inside the view.
 HIDDEN_PACKAGES = ("refbp", "oracle", "grading", "torch")
+#: The script that starts bubblewrap as an unprivileged host uid for a root grader.
+AS_USER_SCRIPT = Path(__file__).with_name("bwrap_as_user.py")
 
 
 def bwrap_binary() -> str | None:
@@ -191,7 +207,8 @@ def command(
         args += ["--ro-bind", prefix, prefix]
     for folder in hidden_folders(tuple(trees)):
         args += ["--tmpfs", folder, "--remount-ro", folder]
-    args += ["--proc", "/proc", "--dev", "/dev", "--ro-bind", str(runner), RUNNER]
+    # No /proc: its sysctls would be writable (see the module docstring). /dev holds only device nodes.
+    args += ["--dev", "/dev", "--remount-ro", "/dev", "--ro-bind", str(runner), RUNNER]
     site = [p for p in with_dependencies(["numpy", *allowed]) if p not in blocked] if allowed else ["numpy"]
     for folder in package_folders(site):
         args += ["--ro-bind", str(folder), f"{SITE}/{folder.name}"]
@@ -206,10 +223,39 @@ def command(
     return [*args, "--", *argv]
 
 
+def launch_prefix(uid: int | None) -> list[str]:
+    """What goes before ``bwrap …``: nothing, or (``uid`` given) the script that drops to host uid ``uid`` first."""
+    if uid is None:
+        return []
+    return [os.path.realpath(sys.executable), "-I", "-S", str(AS_USER_SCRIPT), str(uid), "--"]
+
+
+@functools.cache
+def drops_to_fresh_uid() -> bool:
+    """Whether a root grader starts bubblewrap as a fresh unprivileged uid here (probed once per process).
+
+    True when the grader runs as root and an unprivileged uid may create user namespaces;
+    the sandbox's uid then maps to that uid instead of to host root.
+    """
+    if os.geteuid() != 0 or bwrap_binary() is None:
+        return False
+    uid = isolation.fresh_uid()
+    try:
+        return _probe(uid) is None
+    finally:
+        isolation.kill_uid(uid)
+
+
 def probe() -> str | None:
     """``None`` if a namespaces sandbox starts here and imports NumPy, else why not (one phrase)."""
     if bwrap_binary() is None:
         return "bubblewrap (bwrap) is not installed"
+    if not drops_to_fresh_uid():
+        return _probe(None)
+    return None
+
+
+def _probe(uid: int | None) -> str | None:
     with tempfile.TemporaryDirectory(prefix="refbp-probe-") as folder:
         runner = Path(folder)
         argv = [interpreter(), "-I", "-c", f"import sys; sys.path.insert(0, {SITE!r}); import numpy"]
@@ -219,6 +265,7 @@ def probe() -> str | None:
             os.close(write)
             seccomp = read if seccomp_filter.supported() else None
             cmd = command(runner, [], argv, allowed=(), scratch_bytes=1 << 20, seccomp_fd=seccomp, info_fd=None)
+            cmd = [*launch_prefix(uid), *cmd]
             done = subprocess.run(cmd, capture_output=True, timeout=60, pass_fds=(read,), check=False)
         except (OSError, subprocess.SubprocessError) as err:
             return f"bubblewrap could not start ({err})"

@@ -26,6 +26,7 @@ from xml.sax.saxutils import escape, quoteattr
 from grading.checks import UNCHANGED, CheckRow
 from grading.grader import SubmissionResult
 from grading.isolation import WEAKEST
+from grading.report_text import markdown_block, printable
 from refbp.output_paths import write_atomically
 
 FORMATS = ("json", "gradescope", "junit", "markdown")
@@ -161,6 +162,7 @@ def _junit_suite(result: SubmissionResult) -> list[str]:
 
 
 def _junit(results: Sequence[SubmissionResult]) -> str:
+    """The ``<testsuites>`` document; every character a submission controls is printable (valid XML 1.0)."""
     rows = [row for result in results for row in result.rows]
     failures, errors = _junit_counts(rows)
     lines = [
@@ -170,7 +172,7 @@ def _junit(results: Sequence[SubmissionResult]) -> str:
         "</testsuites>",
         "",
     ]
-    return "\n".join(lines)
+    return printable("\n".join(lines))
 
 
 def render_junit(result: SubmissionResult) -> str:
@@ -292,7 +294,7 @@ def render_markdown(result: SubmissionResult, level: int = 1) -> str:
         cells = [row.check, row.quantity, STATUS_WORDS.get(row.status, row.status), f"{row.score:g}/{row.max_score:g}"]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     if result.output.strip():
-        lines += ["", f"{h}# Your program's output", "", "```text", result.output[:_OUTPUT_CHARS].rstrip("\n"), "```"]
+        lines += ["", f"{h}# Your program's output", "", *markdown_block(result.output[:_OUTPUT_CHARS].rstrip("\n"))]
     return "\n".join(lines) + "\n"
 
 

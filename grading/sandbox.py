@@ -353,6 +353,10 @@ def _run_child(
             return 0
         if current is None:
             return settled
+        if err.malformed:  # a child that forged one message gets no fresh child for the rest
+            for check in checks[settled:]:
+                outcome.checks[check.id] = CheckOutcome(check.id, state, message=message)
+            return len(checks)
         outcome.checks[current.id] = CheckOutcome(current.id, state, message=message)
         return settled + 1
     finally:

@@ -4,7 +4,8 @@ The filter refuses, with ``EPERM``, the system calls a graded function never nee
 an escape would: debugging and reading other processes (``ptrace``, ``process_vm_*``),
 mounting and namespaces (``mount``, ``unshare``, ``setns``, …), kernel modules and
 ``kexec``, keyrings, ``bpf``, ``perf_event_open``, ``userfaultfd``, ``io_uring``, file
-handles, and every syscall of the x32 ABI. Unless processes are allowed it also refuses
+handles, anonymous memory files (``memfd_create``, ``memfd_secret``: memory held
+outside the address-space limit), and every syscall of the x32 ABI. Unless processes are allowed it also refuses
 new processes: ``fork``, ``vfork`` and any ``clone`` without ``CLONE_THREAD`` (threads,
 which NumPy and Python may start, stay possible); ``clone3`` answers ``ENOSYS`` so that
 the C library falls back to ``clone``, whose flags the filter can read. A call from
@@ -44,6 +45,7 @@ DENIED = {
     "bpf": 321, "perf_event_open": 298, "userfaultfd": 323, "io_uring_setup": 425, "io_uring_enter": 426,
     "io_uring_register": 427, "name_to_handle_at": 303, "open_by_handle_at": 304, "personality": 135,
     "acct": 163, "swapon": 167, "swapoff": 168, "reboot": 169, "syslog": 103, "quotactl": 179,
+    "memfd_create": 319, "memfd_secret": 447,
 }  # fmt: skip
 #: x86-64 numbers of the calls that start a process.
 PROCESS_CALLS = {"fork": 57, "vfork": 58}

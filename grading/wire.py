@@ -32,6 +32,12 @@ _LENGTH = struct.Struct(">Q")
 _MAX_DEPTH = 6
 _MAX_NODES = 256
 _MAX_ARRAYS = 4096
+#: The most bytes of JSON one header may hold (arrays travel after it, outside this cap):
+#: a result tree is at most a few hundred nodes, so this is generous, and it bounds what
+#: parsing a hostile header can cost the grader.
+MAX_HEADER_BYTES = 1 << 20
+#: The largest length of one array dimension.
+_MAX_DIM = 1 << 40
 
 # References taken at import time: later patches of numpy/json by the submission do not reach them.
 _ndarray = np.ndarray
@@ -87,15 +93,16 @@ def read_exactly(read: Callable[[int], bytes], size: int) -> bytes:
 def read_message(read: Callable[[int], bytes], *, max_bytes: int) -> tuple[dict[str, Any], list[np.ndarray]]:
     """Read and validate one message: ``(header, arrays)``; ``WireError`` on anything malformed.
 
-    ``max_bytes`` caps the header and the array bytes together.
+    ``max_bytes`` caps the header and the array bytes together; the header alone is capped
+    at :data:`MAX_HEADER_BYTES`.
     """
     (length,) = _LENGTH.unpack(read_exactly(read, _LENGTH.size))
-    if length > max_bytes:
-        raise WireError(f"header of {length} bytes exceeds the limit of {max_bytes}")
+    if length > min(max_bytes, MAX_HEADER_BYTES):
+        raise WireError(f"header of {length} bytes exceeds the limit of {min(max_bytes, MAX_HEADER_BYTES)}")
     try:
         header = _loads(read_exactly(read, length).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise WireError(f"header is not JSON: {err}") from None
+    except ValueError as err:  # bad UTF-8, bad JSON, an integer past Python's digit limit
+        raise WireError(f"header is not JSON: {str(err)[:200]}") from None
     except RecursionError:
         raise WireError("header is nested too deeply") from None
     if not isinstance(header, dict) or not isinstance(header.get("arrays"), list):
@@ -120,11 +127,14 @@ def _array_meta(meta: Any) -> tuple[np.dtype, tuple[int, ...], int]:
     if dtype.kind not in ALLOWED_KINDS or dtype.itemsize > 8:
         raise WireError(f"dtype {dtype} is not a plain number type")
     shape = meta["shape"]
-    if len(shape) > 32 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+    if len(shape) > 32 or not all(type(n) is int and 0 <= n <= _MAX_DIM for n in shape):
         raise WireError(f"bad shape {shape!r}")
-    size = dtype.itemsize
+    size = count = dtype.itemsize
     for n in shape:
         size *= n
+        count *= max(n, 1)
+    if count > _MAX_DIM:  # an empty array whose other dimensions multiply past what NumPy can index
+        raise WireError(f"bad shape {shape!r}")
     return dtype, tuple(shape), size
 
 

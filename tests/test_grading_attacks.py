@@ -127,6 +127,8 @@ def test_the_grader_source_cannot_be_read(tmp_path, kind):
 
 SPY_ON_OTHERS = """
 def others():
+    if not os.path.isdir("/proc"):  # the namespaces level mounts no procfs
+        return []
     return [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]
 
 def environ_hits(marker):

@@ -78,7 +78,7 @@ STEAL_SEED_AND_SECRET = """
 import numpy as np
 
 def _found(marker):
-    for pid in os.listdir("/proc"):
+    for pid in os.listdir("/proc") if os.path.isdir("/proc") else []:  # the namespaces level has no procfs
         for part in ("cmdline", "environ"):
             try:
                 if marker.encode() in open(f"/proc/{{pid}}/{{part}}", "rb").read():

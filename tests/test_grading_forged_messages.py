@@ -80,7 +80,7 @@ KINDS = [
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_forged_message_makes_that_check_an_error_and_the_next_check_runs(tmp_path, kind):
+def test_a_forged_message_makes_that_check_and_the_rest_an_error_and_a_timeout_only_that_check(tmp_path, kind):
     path = tmp_path / "forger.py"
     path.write_text(attack(FORGE))
     checks = [
@@ -90,9 +90,11 @@ def test_a_forged_message_makes_that_check_an_error_and_the_next_check_runs(tmp_
     run = run_submission(path, ["forge", "fine"], checks, SandboxLimits(function_seconds=5.0))
     forged = run.checks["forge"]
     assert forged.state in ("error", "timeout"), (forged.state, forged.message)
-    if forged.state == "error":
+    if forged.state == "error":  # a forger gets no fresh child: the rest of its checks are errors too
         assert forged.message.startswith("the submission's process sent a malformed message")
-    assert run.checks["fine"].state == "done" and int(run.checks["fine"].results[0]) == 42
+        assert (run.checks["fine"].state, run.checks["fine"].message) == ("error", forged.message)
+    else:
+        assert run.checks["fine"].state == "done" and int(run.checks["fine"].results[0]) == 42
 
 
 def test_refbp_check_reports_a_forged_call_index_as_an_error(tmp_path):
@@ -140,3 +142,40 @@ def test_a_forged_import_report_fails_every_check_with_a_plain_message(tmp_path)
     result = grader.grade_submission(path, "layers", 0, SandboxLimits(function_seconds=5.0))
     assert {r.status for r in result.rows} == {"error"} and result.score == 0
     assert "sent a malformed message (the list of defined functions is not a list of names)" in result.rows[0].message
+
+
+HOSTILE_HEADERS = {
+    "integer_past_the_digit_limit": 'b\'{"type":"imported","ok":true,"defined":[],"x":\' + b\'1\' * 5000 + b\'}\'',
+    "empty_array_of_huge_shape": "json.dumps({'type': 'imported', 'ok': True, 'defined': [],"
+    " 'arrays': [{'dtype': '<f8', 'shape': [0, 2**70]}]}).encode()",
+    "sixty_megabytes_of_empty_objects": 'b\'{"type":"imported","ok":true,"defined":[],"x":[\''
+    " + b'{},' * (20 << 20) + b'{}]}'",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_HEADERS))
+def test_refbp_check_writes_its_report_for_a_hostile_import_header(tmp_path, name, capsys):
+    from refbp.cli import main
+
+    path = tmp_path / "forger.py"
+    path.write_text(attack(FORGE) + f"\n_send({HOSTILE_HEADERS[name]})\n")
+    assert main(["check", str(path), "--interface", "layers", "--json", str(tmp_path / "r.json")]) == 1
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["passed"] is False and data["score"] == 0 and len(data["checks"]) > 10
+    assert {row["status"] for row in data["checks"]} == {"error"}
+    assert "malformed message" in data["checks"][0]["message"]
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_forger_in_its_first_check_gets_no_fresh_child_for_the_others(tmp_path):
+    from refbp.cli import main
+
+    source = attack(FORGE) + "\n\ndef affine_forward(x, w, b):\n    forge('wrong_types')\n"
+    source += "\ndef relu_forward(x):\n    return np.maximum(x, 0), x\n"
+    path = tmp_path / "forger.py"
+    path.write_text("import numpy as np\n" + source)
+    assert main(["check", str(path), "--interface", "layers", "--json", str(tmp_path / "r.json")]) == 1
+    rows = json.loads((tmp_path / "r.json").read_text())["checks"]
+    relu = [row for row in rows if row["check"] == "relu_forward"]
+    assert relu and {row["status"] for row in rows} == {"error", "missing"}
+    assert all(row["status"] == "error" and "results are not a list" in row["message"] for row in relu)

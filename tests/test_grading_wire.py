@@ -95,3 +95,17 @@ def test_deep_nesting_is_cut_off():
 def test_bad_tree_nodes_are_refused(node):
     with pytest.raises(WireError):
         decode_tree(node, [np.zeros(1)])
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b'{"arrays": [], "x": ' + b"7" * 5000 + b"}", "not JSON"),
+        (json.dumps({"arrays": [{"dtype": "<f8", "shape": [0, 2**70]}]}).encode(), "bad shape"),
+        (json.dumps({"arrays": [{"dtype": "<f8", "shape": [0] + [1 << 20] * 3}]}).encode(), "bad shape"),
+        (b'{"arrays": [], "x": [' + b"{}," * (1 << 19) + b"{}]}", "header of .* exceeds the limit of 1048576"),
+    ],
+)
+def test_hostile_headers_under_the_message_cap_are_refused(body, words):
+    with pytest.raises(WireError, match=words):
+        _read(struct.pack(">Q", len(body)) + body, max_bytes=64 << 20)
