@@ -72,6 +72,7 @@ from typing import Any
 
 import numpy as np
 
+from oracle.bench_conv import conv_verdict, measure_conv
 from oracle.cases import Case
 from oracle.check import DIRECTIONS
 from oracle.compare import compare_arrays
@@ -734,6 +735,8 @@ def run_benchmarks(config: BenchConfig, *, log: Callable[[str], None] = lambda _
                     spec, repeats=config.fd_repeats, fast_repeats=config.repeats, sample_seconds=config.sample_seconds
                 )
             )
+        log("conv2d fwd+bwd …")
+        result["conv"] = measure_conv(smoke=config.smoke, repeats=config.repeats, sample_seconds=config.sample_seconds)
     log(f"sweep of {config.sweep_cases} cases, serial and on {config.workers} processes …")
     result["sweep"] = measure_sweep(config.sweep_cases, config.workers)
     if config.memory:
@@ -858,6 +861,8 @@ def verdicts(result: Mapping) -> list[dict]:
             _top(sweep.get("hotspots")),
         )
     )
+    if "conv" in result:
+        rows.append(conv_verdict(result["conv"]))
     return rows
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from oracle.cases_typed import draw_typed
 from oracle.finite_diff import preactivations
 from refbp.errors import InputError
 from refbp.spec import KINKED_ACTIVATIONS, NetworkSpec, parse_json
@@ -31,6 +32,8 @@ class CaseData:
     params: dict[str, np.ndarray]
     X: np.ndarray
     T: np.ndarray
+    buffers: dict[str, np.ndarray] = field(default_factory=dict)
+    """Running statistics of eval-mode batchnorm layers (typed networks only)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class Case:
         cross-entropy; for softmax cross-entropy random labels, and for dense targets
         their one-hot form (even seeds) or soft targets uniform in ``[0, 1]`` (odd seeds).
         """
+        if not isinstance(self.spec, NetworkSpec):
+            return draw_typed(self.spec, self.batch, self.seed, avoid_kinks=avoid_kinks, margin=KINK_MARGIN)
         data = _draw(self.spec, self.batch, self.seed, 0)
         if avoid_kinks and any(layer.activation in KINKED_ACTIVATIONS for layer in self.spec.layers):
             for attempt in range(1, _MAX_REDRAWS + 1):
@@ -96,6 +101,12 @@ def _draw(spec: NetworkSpec, batch: int, seed: int, attempt: int) -> CaseData:
         std = np.sqrt(2.0 / (spec.widths[layer - 1] + spec.widths[layer])) if name.startswith("W") else 0.1
         params[name] = (rng.standard_normal(shape) * std).astype(dtype)
     X = rng.standard_normal(spec.input_shape(batch)).astype(dtype)
+    return CaseData(params=params, X=X, T=draw_targets(spec, batch, seed, rng))
+
+
+def draw_targets(spec: Any, batch: int, seed: int, rng: np.random.Generator) -> np.ndarray:
+    """Targets that fit the loss (see :meth:`Case.materialize`)."""
+    dtype = np.dtype(spec.dtype)
     kind = spec.loss.kind
     if kind == "softmax_cross_entropy":
         labels = rng.integers(0, spec.outputs, size=batch)
@@ -111,7 +122,7 @@ def _draw(spec: NetworkSpec, batch: int, seed: int, attempt: int) -> CaseData:
         T = rng.uniform(0.0, 1.0, spec.target_shape(batch)).astype(dtype)
     else:
         T = rng.standard_normal(spec.target_shape(batch)).astype(dtype)
-    return CaseData(params=params, X=X, T=T)
+    return T
 
 
 def _kink_clearance(spec: NetworkSpec, data: CaseData) -> float:

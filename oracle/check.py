@@ -36,9 +36,11 @@ from oracle.compare import FAILING_STATUSES, Row, compare_arrays, error_row, fir
 from oracle.diagnosis import array_pattern, entry_hint, structural_hint
 from oracle.finite_diff import fd_directional_many, fd_gradients, fd_targets, random_directions_many
 from oracle.torch_twin import torch_backprop
+from refbp.layers.names import PARAMETER_KINDS
+from refbp.layers.names import PARAMETER_QUANTITIES as PARAMETER_QUANTITY_NAMES
 from refbp.network import backprop as refbp_backprop
 from refbp.spec import NetworkSpec
-from refbp.trace import BACKWARD_QUANTITIES, ForwardTrace, Gradients, quantity_map
+from refbp.trace import BACKWARD_QUANTITIES, FORWARD_QUANTITIES, ForwardTrace, Gradients, quantity_map
 
 Implementation = Callable[
     [NetworkSpec, Mapping[str, np.ndarray], np.ndarray, np.ndarray],
@@ -47,8 +49,10 @@ Implementation = Callable[
 #: Quantities of a backward pass alone (a bare :class:`Gradients`).
 GRADIENT_QUANTITIES = frozenset((*BACKWARD_QUANTITIES, "dL/dx"))
 #: Quantities of a dict of parameter gradients (plus ``dL/dx`` when it has ``"x"``).
-PARAMETER_QUANTITIES = frozenset(("dL/dW", "dL/db"))
-_PARAM_KEY = re.compile(r"^(?:dL/d|grad_|d)?(?:(?P<kind>[Wb])(?P<layer>[0-9]+)|(?P<x>[xX]))$")
+PARAMETER_QUANTITIES = frozenset(PARAMETER_QUANTITY_NAMES)
+_PARAM_KEY = re.compile(
+    r"^(?:dL/d|grad_|d)?(?:(?P<kind>" + "|".join(PARAMETER_KINDS) + r")(?P<layer>[0-9]+)|(?P<x>[xX]))$"
+)
 FD_MODES = ("full", "directional", "off")
 DIRECTIONS = 3
 
@@ -81,7 +85,7 @@ def result_quantities(result: Any) -> tuple[dict[tuple[int, str], np.ndarray], f
         return quantity_map(None, result), GRADIENT_QUANTITIES
     if isinstance(result, Mapping):
         out: dict[tuple[int, str], np.ndarray] = {}
-        provided = set(PARAMETER_QUANTITIES)
+        provided = {"dL/dW", "dL/db"}  # plus the normalisation parameters once a key names one
         for key, value in result.items():
             match = _PARAM_KEY.match(str(key))
             if match is None or (match["layer"] is not None and int(match["layer"]) < 1):
@@ -91,15 +95,22 @@ def result_quantities(result: Any) -> tuple[dict[tuple[int, str], np.ndarray], f
                 provided.add("dL/dx")
             else:
                 out[(int(match["layer"]), f"dL/d{match['kind']}")] = np.asarray(value)
+                if match["kind"] not in ("W", "b"):
+                    provided |= PARAMETER_QUANTITIES
         return out, frozenset(provided)
     trace, grads = result
     return quantity_map(trace, grads), (None if trace is not None else GRADIENT_QUANTITIES)
 
 
-def _run_impl(impl: Implementation, spec, params, X, T):
-    """``(quantities, provided, error message)`` of one call of the implementation under test."""
+def _run_impl(impl: Implementation, spec, params, X, T, buffers=None):
+    """``(quantities, provided, error message)`` of one call of the implementation under test.
+
+    ``buffers`` (running statistics, dropout masks of a typed network) are passed as the
+    keyword ``buffers`` only when there are some.
+    """
+    extra = {"buffers": {k: np.array(v, copy=True) for k, v in buffers.items()}} if buffers else {}
     try:
-        result = impl(spec, {k: v.copy() for k, v in params.items()}, X.copy(), T.copy())
+        result = impl(spec, {k: v.copy() for k, v in params.items()}, X.copy(), T.copy(), **extra)
         mine, provided = result_quantities(result)
     except Exception as err:  # the implementation under test may fail in any way; that is a finding
         return {}, None, f"{type(err).__name__}: {err}".splitlines()[0]
@@ -119,22 +130,27 @@ def check_case(
     device: str | None = None,
     seed: int = 0,
     quantities: Collection[str] | None = None,
+    buffers: Mapping[str, np.ndarray] | None = None,
 ) -> CaseResult:
     """Compare ``impl`` (refbp by default), the torch twin and finite differences on one case.
 
     Only ``quantities`` (names as in :mod:`refbp.trace`) are compared, in every pair; by
     default those that ``impl`` declares in a ``provides`` attribute, else those its
-    result form provides (see the module docstring).
+    result form provides (see the module docstring). A typed network's ``buffers`` go to all
+    three; its finite differences are always per entry (``directional`` runs ``full``).
     """
     if fd not in FD_MODES:
         raise ValueError(f"fd must be one of {FD_MODES}, got {fd!r}")
-    mine, provided, error = _run_impl(impl, spec, params, X, T)
+    typed = not isinstance(spec, NetworkSpec)
+    if typed and fd == "directional":
+        fd = "full"
+    mine, provided, error = _run_impl(impl, spec, params, X, T, buffers)
     declared = quantities if quantities is not None else getattr(impl, "provides", None)
     if declared is not None:
         provided = frozenset(declared)
-    trace, grads = torch_backprop(spec, params, X, T, device=device)
+    trace, grads = torch_backprop(spec, params, X, T, device=device, buffers=buffers)
     theirs = quantity_map(trace, grads)
-    scale_floor = max(float(np.abs(v).max(initial=0.0)) for k, v in theirs.items() if k[1] not in ("z", "a"))
+    scale_floor = max(float(np.abs(v).max(initial=0.0)) for k, v in theirs.items() if k[1] not in FORWARD_QUANTITIES)
     if provided is not None:
         theirs = {key: value for key, value in theirs.items() if key[1] in provided}
     left, ref = impl_name, "torch"
@@ -165,7 +181,7 @@ def check_case(
 
     if fd != "off":
         targets = [t for t in fd_targets(spec) if t in theirs]
-        full = fd_gradients(spec, params, X, T, targets=targets) if fd == "full" else None
+        full = fd_gradients(spec, params, X, T, targets=targets, buffers=buffers) if fd == "full" else None
         if full is None:
             shapes = [theirs[key].shape for key in targets]
             drawn = dict(
@@ -256,4 +272,5 @@ def describe(result: CaseResult) -> str:
 
 def check_arrays(case_id: str, spec: NetworkSpec, data: Any, **kwargs: Any) -> CaseResult:
     """:func:`check_case` for a :class:`oracle.cases.CaseData`."""
-    return check_case(case_id, spec, data.params, data.X, data.T, **kwargs)
+    buffers = getattr(data, "buffers", None)
+    return check_case(case_id, spec, data.params, data.X, data.T, buffers=buffers or None, **kwargs)

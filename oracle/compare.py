@@ -38,13 +38,15 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from refbp.layers.names import PARAMETER_QUANTITIES, STATE_QUANTITIES
+
 PAIRS = ("refbp~torch", "refbp~fd", "torch~fd")
 STATUSES = ("ok", "mismatch", "shape", "nan", "kink", "missing", "error")
 FAILING_STATUSES = ("mismatch", "shape", "nan", "missing", "error")
 
-FORWARD_ORDER = ("z", "a", "loss")
+FORWARD_ORDER = ("z", "a", *STATE_QUANTITIES, "loss")
 # Within one layer, walking backward from the loss: ∂L/∂a_l is formed first, then δ_l, then the parameters.
-BACKWARD_ORDER = ("dL/da", "delta", "dL/dW", "dL/db")
+BACKWARD_ORDER = ("dL/da", "delta", *PARAMETER_QUANTITIES)
 
 _TOLERANCES = {
     ("analytic", "float64"): (1e-8, 1e-10),

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from oracle.compare import FAILING_STATUSES
+from oracle.layer_hints import typed_hint
 from refbp.spec import LOSS_OUTPUT_ACTIVATION, NetworkSpec
 from refbp.trace import QUANTITIES
 
@@ -90,6 +91,9 @@ def structural_hint(spec: NetworkSpec, layer: int, quantity: str, status: dict[t
 
     def ok(key: tuple[int, str]) -> bool:
         return status.get(key, False)
+
+    if not isinstance(spec, NetworkSpec):  # a typed network: the layer whose backward formed the quantity
+        return typed_hint(spec, layer, quantity, ok)
 
     if quantity == "z" and (layer == 1 or ok((layer - 1, "a"))):
         return f"a_{layer - 1} agrees but z_{layer} does not: check the affine map of layer {layer}"

@@ -73,8 +73,13 @@ from typing import Any
 
 import numpy as np
 
+from oracle.fd_functions import activate as _activate
+from oracle.fd_functions import logit_terms as _logit_terms
+from oracle.fd_functions import output_terms as _output_terms
+from oracle.fd_typed import typed_gradients, typed_targets
 from refbp.data import as_inputs, as_targets
 from refbp.errors import InputError
+from refbp.sequential_spec import SequentialSpec
 from refbp.spec import KINKED_ACTIVATIONS, LOSS_OUTPUT_ACTIVATION, LayerSpec, NetworkSpec
 
 __all__ = [
@@ -129,28 +134,6 @@ class FiniteDifferences:
 # -- the stacked forward pass ----------------------------------------------------------
 
 
-def _activate(z: np.ndarray, layer: LayerSpec) -> np.ndarray:
-    """The activation of ``layer`` on a stack ``(..., n)``; softmax runs over the last (unit) axis."""
-    kind = layer.activation
-    if kind == "identity":
-        return z
-    if kind == "sigmoid":
-        # exp(−|z|) ≤ 1 never overflows; each branch is the exact form for its sign of z.
-        e = np.exp(-np.abs(z))
-        return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-    if kind == "tanh":
-        return np.tanh(z)
-    if kind == "relu":
-        return np.where(z > 0, z, 0.0)
-    if kind == "leaky_relu":
-        return np.where(z > 0, z, layer.negative_slope * z)
-    if kind == "softmax":
-        # Subtracting the max makes every exponent ≤ 0: no overflow, same result.
-        e = np.exp(z - z.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
-    raise InputError("activation", "a known activation", kind)  # unreachable for a validated spec
-
-
 def _affine(a: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     """``a @ W + b`` for a stack ``a (S, B, n)``; ``W (n, m)`` or ``(S, n, m)``; ``b (m,)``, ``(1,)`` or stacked."""
     if W.ndim == 2:
@@ -162,39 +145,6 @@ def _affine(a: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     if b is not None:
         z += b if b.ndim == 1 else b[:, None, :]  # z is a fresh array: add in place
     return z
-
-
-def _softplus(z: np.ndarray) -> np.ndarray:
-    """``log(1 + e^z)`` as ``max(z, 0) + log1p(e^{−|z|})``: exact for large ``|z|``, no overflow."""
-    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
-
-
-def _xlogy(t: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """``t·log p`` with ``0·log p = 0`` (so ``p = 0`` under a zero target is harmless)."""
-    live = t != 0
-    with np.errstate(divide="ignore"):  # log 0 = −inf is the intended value under a positive target
-        return np.where(live, t * np.log(np.where(live, p, 1.0)), 0.0)
-
-
-def _logit_terms(kind: str, z: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Per-example from-logits loss ``(S, B)`` (summed over units, not reduced)."""
-    if kind == "softmax_cross_entropy":
-        log_softmax = z - z.max(axis=-1, keepdims=True)
-        log_softmax -= np.log(np.exp(log_softmax).sum(axis=-1, keepdims=True))
-        log_softmax *= t
-        return -log_softmax.sum(axis=-1)
-    return (_softplus(z) - t * z).sum(axis=-1)  # binary cross-entropy from the logits
-
-
-def _output_terms(kind: str, a: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Per-example loss of the output ``a_L`` ``(S, B)``; the probability form for CE/BCE."""
-    if kind == "half_sse":
-        return 0.5 * ((a - t) ** 2).sum(axis=-1)
-    if kind == "mse":
-        return ((a - t) ** 2).sum(axis=-1)
-    if kind == "softmax_cross_entropy":
-        return -_xlogy(t, a).sum(axis=-1)
-    return -(_xlogy(t, a) + _xlogy(1.0 - t, 1.0 - a)).sum(axis=-1)
 
 
 def _forward_from(
@@ -393,6 +343,8 @@ def fd_targets(spec: NetworkSpec) -> list[Key]:
     Output layer first; within a layer ``dL/da``, ``delta``, ``dL/dW``, ``dL/db`` (the last
     only with a bias); ``(0, "dL/dx")`` last.
     """
+    if isinstance(spec, SequentialSpec):
+        return typed_targets(spec)
     spec = _check_spec(spec)
     keys: list[Key] = []
     for layer in range(spec.depth, 0, -1):
@@ -416,7 +368,13 @@ def _check_target(spec: NetworkSpec, key: Any, allowed: list[Key] | None = None)
 
 
 def fd_gradients(
-    spec: NetworkSpec, params: Mapping[str, Any], X: Any, T: Any, targets: Iterable[Key] | None = None
+    spec: NetworkSpec,
+    params: Mapping[str, Any],
+    X: Any,
+    T: Any,
+    targets: Iterable[Key] | None = None,
+    *,
+    buffers: Mapping[str, Any] | None = None,
 ) -> FiniteDifferences:
     """Per-entry central differences of the total loss.
 
@@ -432,7 +390,13 @@ def fd_gradients(
 
     Raises:
         InputError: bad parameters, inputs, targets or keys.
+
+    A typed network (:class:`~refbp.sequential_spec.SequentialSpec`, with its ``buffers``) is
+    differenced by :mod:`oracle.fd_typed`; its ``steps`` are not recorded.
     """
+    if isinstance(spec, SequentialSpec):
+        values, kinks, loss = typed_gradients(spec, params, X, T, targets, buffers=buffers)
+        return FiniteDifferences(values=values, kinks=kinks, steps={}, loss=loss)
     with np.errstate(under="ignore"):  # exp(−|z|) flushing to 0 is the intended limit
         net = _prepare(spec, params, X, T)
         keys = fd_targets(net.spec) if targets is None else [_check_target(net.spec, k) for k in targets]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -33,7 +33,7 @@ from hypothesis.errors import HypothesisException
 from oracle.cases import Case
 from oracle.check import CaseResult, Implementation, check_arrays, describe
 from oracle.compare import Row
-from oracle.strategies import cases
+from oracle.families import family_cases
 from refbp.network import backprop as refbp_backprop
 
 ProgressHook = Callable[[int], None]
@@ -90,17 +90,21 @@ def run_sweep(
     max_shrinks: int = 3,
     progress: bool | None = None,
     shard: tuple[int, int] | None = None,
+    families: Sequence[str] = ("mlp",),
     **spec_bounds,
 ) -> SweepResult:
     """Check ``n_cases`` random cases (and shrink what fails). See the module docstring.
 
     ``impl`` is checked in place of refbp (labelled ``impl_name`` in the rows);
     ``impl_ref`` (``MODULE:FUNCTION``) is how a replay command names it. ``shard=(k, n)``
-    checks only the cases with index ``i % n == k`` (see the module docstring).
+    checks only the cases with index ``i % n == k`` (see the module docstring). ``families``
+    (:mod:`oracle.families`) are the kinds of network drawn — dense networks only by default, as
+    the gate's implementations are (``refbp sweep`` draws every family unless ``--families``
+    says otherwise); ``spec_bounds`` bound the ``mlp`` family.
     """
     if shard is not None and not (0 <= shard[0] < shard[1]):
         raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard!r}")
-    strategy = cases(dtype=dtype, **spec_bounds)
+    strategy = family_cases(families, dtype=dtype, **spec_bounds)
     started = time.perf_counter()
     results: list[CaseResult] = []
     seen: dict[str, Case] = {}

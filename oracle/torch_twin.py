@@ -27,21 +27,26 @@ Conventions (see :mod:`refbp.spec` for the contract):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
-from torch.nn.functional import binary_cross_entropy_with_logits, leaky_relu, log_softmax, one_hot
+from torch.nn.functional import one_hot
 
+from oracle.twin.losses import activation as _activation
+from oracle.twin.losses import probability_loss_grad as _probability_loss_grad
+from oracle.twin.losses import reduction_scale as _reduction_scale
+from oracle.twin.losses import summed_data_loss as _summed_data_loss
 from refbp.data import as_inputs, as_targets
 from refbp.errors import InputError
 from refbp.params import load_parameters
-from refbp.spec import LayerSpec, NetworkSpec
+from refbp.spec import NetworkSpec
 from refbp.trace import ForwardTrace, Gradients, LayerForward, LayerGradients
 
-__all__ = ["resolve_device", "torch_backprop"]
+__all__ = ["TORCH_DTYPES", "resolve_device", "torch_backprop"]
 
-_TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+_TORCH_DTYPES = TORCH_DTYPES
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -62,60 +67,6 @@ def resolve_device(device: str | None) -> torch.device:
     raise InputError("device", "cpu, cuda or cuda:N", device)
 
 
-def _activation(layer: LayerSpec, unit_dim: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    kind = layer.activation
-    if kind == "identity":
-        return lambda z: z
-    if kind == "sigmoid":
-        return torch.sigmoid
-    if kind == "tanh":
-        return torch.tanh
-    if kind == "relu":
-        return torch.relu
-    if kind == "leaky_relu":
-        return lambda z: leaky_relu(z, negative_slope=layer.negative_slope)
-    if kind == "softmax":
-        return lambda z: torch.softmax(z, dim=unit_dim)
-    raise InputError("activation", "a known activation", kind)  # unreachable for a validated spec
-
-
-def _reduction_scale(spec: NetworkSpec, batch: int) -> float:
-    """The factor applied to the summed data loss: 1 for ``sum``; 1/N, or 1/(N·k) for ``mse``, for ``mean``."""
-    if spec.loss.reduction == "sum":
-        return 1.0
-    return 1.0 / (batch * spec.outputs) if spec.loss.kind == "mse" else 1.0 / batch
-
-
-def _summed_data_loss(kind: str, z: torch.Tensor, a: torch.Tensor, t: torch.Tensor, unit_dim: int) -> torch.Tensor:
-    """The data loss summed over every entry (before the reduction scale)."""
-    if kind == "half_sse":
-        return 0.5 * ((a - t) ** 2).sum()
-    if kind == "mse":
-        return ((a - t) ** 2).sum()
-    if kind == "softmax_cross_entropy":
-        return -(t * log_softmax(z, dim=unit_dim)).sum()
-    # binary_cross_entropy from the logits: softplus(z) − t·z, evaluated stably by torch.
-    return binary_cross_entropy_with_logits(z, t, reduction="sum")
-
-
-def _xlogy_masked(t: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """``t·log p`` with ``0·log p = 0`` and no NaN in the gradient where ``t == 0``."""
-    live = t != 0
-    return torch.where(live, t * torch.log(torch.where(live, p, torch.ones_like(p))), torch.zeros_like(p))
-
-
-def _probability_loss_grad(kind: str, a: torch.Tensor, t: torch.Tensor, scale: float) -> torch.Tensor:
-    """``∂L/∂a_L`` for a from-logits loss, from the loss written in the probabilities ``a_L``."""
-    with torch.enable_grad():
-        leaf = a.detach().clone().requires_grad_(True)
-        if kind == "softmax_cross_entropy":
-            summed = -_xlogy_masked(t, leaf).sum()
-        else:
-            summed = -(_xlogy_masked(t, leaf) + _xlogy_masked(1 - t, 1 - leaf)).sum()
-        (grad,) = torch.autograd.grad(summed * scale, leaf)
-    return grad
-
-
 def torch_backprop(
     spec: NetworkSpec,
     params: Mapping[str, np.ndarray],
@@ -123,6 +74,7 @@ def torch_backprop(
     T: np.ndarray,
     *,
     device: str | None = None,
+    buffers: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[ForwardTrace, Gradients]:
     """Forward and backward pass of ``spec`` by PyTorch autograd.
 
@@ -144,9 +96,18 @@ def torch_backprop(
         ``∂L/∂W_l``, ``∂L/∂b_l`` (``None`` without a bias) of the total loss, and
         ``grads.grad_x`` is ``∂L/∂X``.
 
+    A typed network (:class:`~refbp.sequential_spec.SequentialSpec`) is rebuilt by
+    :func:`oracle.twin.sequential.torch_sequential_backprop`, with its ``buffers``.
+
     Raises:
         InputError: bad parameters, inputs, targets or device.
     """
+    if not isinstance(spec, NetworkSpec):
+        from oracle.twin.sequential import torch_sequential_backprop
+
+        return torch_sequential_backprop(spec, params, X, T, device=device, buffers=buffers)
+    if buffers:
+        raise InputError("buffers", "none for a dense network", sorted(buffers))
     X_np = as_inputs(spec, X)
     batch = int(X_np.shape[spec.batch_axis])
     T_np = as_targets(spec, T, batch)

@@ -42,9 +42,12 @@ from typing import Any
 
 import numpy as np
 
+from refbp import sequential
 from refbp.activations import Activation, activation_for
 from refbp.data import as_inputs, as_targets, batch_size
+from refbp.errors import InputError
 from refbp.losses import compute_loss
+from refbp.sequential_spec import SequentialSpec
 from refbp.spec import NetworkSpec
 from refbp.trace import ForwardTrace, Gradients, LayerForward, LayerGradients
 
@@ -409,8 +412,22 @@ def _fast_backward(
     return Gradients(layers=grads, grad_x=grad_a_prev)
 
 
-def forward(spec: NetworkSpec, params: Mapping[str, np.ndarray], X: Any, T: Any = None) -> ForwardTrace:
+def _typed(spec: Any, buffers: Any) -> bool:
+    """Whether ``spec`` is a typed network; a dense one takes no buffers."""
+    if isinstance(spec, SequentialSpec):
+        return True
+    if buffers:
+        raise InputError("buffers", "none for a dense network (buffers belong to typed layers)", sorted(buffers))
+    return False
+
+
+def forward(
+    spec: NetworkSpec, params: Mapping[str, np.ndarray], X: Any, T: Any = None, *, buffers: Any = None
+) -> ForwardTrace:
     """Run the network on a batch (fast path; the numbers of :func:`textbook_forward`).
+
+    A typed network (:class:`~refbp.sequential_spec.SequentialSpec`) runs :mod:`refbp.sequential`,
+    with its ``buffers``.
 
     Parameters
     ----------
@@ -420,6 +437,8 @@ def forward(spec: NetworkSpec, params: Mapping[str, np.ndarray], X: Any, T: Any 
 
     Returns a :class:`ForwardTrace` with ``z_l`` and ``a_l`` for every layer.
     """
+    if _typed(spec, buffers):
+        return sequential.forward(spec, params, X, T, buffers=buffers)
     plan = _plan(spec)
     if not _plain_params(plan, params):
         return textbook_forward(spec, params, X, T)
@@ -433,12 +452,16 @@ def forward(spec: NetworkSpec, params: Mapping[str, np.ndarray], X: Any, T: Any 
     return trace
 
 
-def backward(spec: NetworkSpec, params: Mapping[str, np.ndarray], trace: ForwardTrace, T: Any) -> Gradients:
+def backward(
+    spec: NetworkSpec, params: Mapping[str, np.ndarray], trace: ForwardTrace, T: Any, *, buffers: Any = None
+) -> Gradients:
     """Backpropagate the loss through ``trace`` (fast path; the numbers of :func:`textbook_backward`).
 
     Returns a :class:`Gradients` whose arrays have the shapes of the corresponding
     ``z``, ``a``, ``W``, ``b`` and ``x``.
     """
+    if _typed(spec, buffers):
+        return sequential.backward(spec, params, trace, T, buffers=buffers)
     plan = _plan(spec)
     if not (_plain_params(plan, params) and _plain_trace(plan, trace)):
         return textbook_backward(spec, params, trace, T)
@@ -448,11 +471,16 @@ def backward(spec: NetworkSpec, params: Mapping[str, np.ndarray], trace: Forward
     return _fast_backward(spec, plan, params, trace, grad_a, delta)
 
 
-def backprop(spec: NetworkSpec, params: Mapping[str, np.ndarray], X: Any, T: Any) -> tuple[ForwardTrace, Gradients]:
+def backprop(
+    spec: NetworkSpec, params: Mapping[str, np.ndarray], X: Any, T: Any, *, buffers: Any = None
+) -> tuple[ForwardTrace, Gradients]:
     """Forward then backward: the protocol every implementation under test follows (fast path).
 
     The same numbers as :func:`textbook_backprop`; the loss is evaluated once for both passes.
+    A typed network runs :func:`refbp.sequential.backprop` with its ``buffers``.
     """
+    if _typed(spec, buffers):
+        return sequential.backprop(spec, params, X, T, buffers=buffers)
     plan = _plan(spec)
     if not _plain_params(plan, params):
         return textbook_backprop(spec, params, X, T)

@@ -38,6 +38,10 @@ def init_parameters(spec: NetworkSpec, seed: int = 0, scheme: str = "xavier") ->
     """
     if scheme not in INIT_SCHEMES:
         raise InputError("init", "one of " + ", ".join(INIT_SCHEMES), scheme)
+    if not isinstance(spec, NetworkSpec):  # a typed network: see refbp.sequential.init_parameters
+        from refbp.sequential import init_parameters as init_typed
+
+        return init_typed(spec, seed)
     rng = np.random.default_rng(seed)
     dtype = np.dtype(spec.dtype)
     params: Parameters = {}

@@ -285,7 +285,16 @@ class NetworkSpec:
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "spec") -> NetworkSpec:
-        """Build and validate a spec; errors name ``source`` and the offending field."""
+        """Build and validate a spec; errors name ``source`` and the offending field.
+
+        A spec with typed layers (see :mod:`refbp.sequential_spec`) gives a ``SequentialSpec``.
+        """
+        from refbp.sequential_spec import SequentialSpec, is_typed, without_dense_types
+
+        if is_typed(data):
+            return SequentialSpec.from_dict(data, source=source)  # type: ignore[return-value]
+        if isinstance(data, dict) and isinstance(data.get("layers"), list):
+            data = without_dense_types(data) if all(isinstance(x, dict) for x in data["layers"]) else data
         try:
             data = _check_keys(data, ("inputs", "layout", "dtype", "layers", "loss", "l2"), "")
             if "inputs" not in data:

@@ -15,25 +15,36 @@ Quantities, as named in reports (layer numbers are 1-based; layer 0 is the input
 ``dL/db``   ``∂L/∂b_l`` (including the L2 term when biases are penalised)
 ``dL/dx``   ``∂L/∂x`` (layer 0)
 ``loss``    the total loss (data loss + penalty), reported on the output layer
+
+Typed networks (:mod:`refbp.sequential`) add ``dL/dgamma``, ``dL/dbeta`` (normalisation
+layers) and the updated buffers ``running_mean``, ``running_var`` (train-mode batchnorm);
+a layer without an activation (pooling, dropout, flatten) has no ``z`` and no ``δ``, and a
+layer without ``W`` no ``dL/dW``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-FORWARD_QUANTITIES = ("z", "a")
-BACKWARD_QUANTITIES = ("delta", "dL/da", "dL/dW", "dL/db")
+from refbp.layers.names import PARAMETER_QUANTITIES, STATE_QUANTITIES
+
+FORWARD_QUANTITIES = ("z", "a", *STATE_QUANTITIES)
+BACKWARD_QUANTITIES = ("delta", "dL/da", *PARAMETER_QUANTITIES)
 QUANTITIES = ("loss", *FORWARD_QUANTITIES, *BACKWARD_QUANTITIES, "dL/dx")
 
 
 @dataclass
 class LayerForward:
-    """Forward values of one layer: ``z`` (pre-activation) and ``a`` (activation)."""
+    """Forward values of one layer: ``z`` (pre-activation; ``None`` for a layer without one) and ``a``.
 
-    z: np.ndarray
+    ``state`` holds buffers the pass updated (``running_mean``, ``running_var``).
+    """
+
+    z: np.ndarray | None
     a: np.ndarray
+    state: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -64,14 +75,23 @@ class ForwardTrace:
 class LayerGradients:
     """Backward values of one layer (1-based ``l`` in reports)."""
 
-    delta: np.ndarray
-    """``∂L/∂z_l``, same shape as ``z_l``."""
+    delta: np.ndarray | None
+    """``∂L/∂z_l``, same shape as ``z_l``; ``None`` for a layer without a pre-activation."""
     grad_a: np.ndarray
     """``∂L/∂a_l``, same shape as ``a_l``."""
-    grad_W: np.ndarray
-    """``∂L/∂W_l``, same shape as ``W_l``."""
+    grad_W: np.ndarray | None
+    """``∂L/∂W_l``, same shape as ``W_l``; ``None`` for a layer without weights."""
     grad_b: np.ndarray | None
     """``∂L/∂b_l``, same shape as ``b_l``; ``None`` when the layer has no bias."""
+    grad_params: dict[str, np.ndarray] = field(default_factory=dict)
+    """Gradients of the other parameters by kind (``"gamma"``, ``"beta"``)."""
+
+    def parameter_gradients(self) -> dict[str, np.ndarray]:
+        """``{"W": …, "b": …, "gamma": …}``: every parameter gradient of the layer, by kind."""
+        out = {} if self.grad_W is None else {"W": self.grad_W}
+        if self.grad_b is not None:
+            out["b"] = self.grad_b
+        return {**out, **self.grad_params}
 
 
 @dataclass
@@ -85,9 +105,8 @@ class Gradients:
         """``{"W1": ∂L/∂W1, "b1": ∂L/∂b1, …}`` — the same keys as the parameters."""
         out: dict[str, np.ndarray] = {}
         for number, layer in enumerate(self.layers, start=1):
-            out[f"W{number}"] = layer.grad_W
-            if layer.grad_b is not None:
-                out[f"b{number}"] = layer.grad_b
+            for kind, grad in layer.parameter_gradients().items():
+                out[f"{kind}{number}"] = grad
         return out
 
 
@@ -100,16 +119,19 @@ def quantity_map(trace: ForwardTrace | None, grads: Gradients | None) -> dict[tu
     out: dict[tuple[int, str], np.ndarray] = {}
     if trace is not None:
         for number, layer in enumerate(trace.layers, start=1):
-            out[(number, "z")] = layer.z
+            if layer.z is not None:
+                out[(number, "z")] = layer.z
             out[(number, "a")] = layer.a
+            for name, value in layer.state.items():
+                out[(number, name)] = value
         if trace.loss is not None:
             out[(len(trace.layers), "loss")] = np.asarray(trace.loss)
     if grads is not None:
         for number, layer in enumerate(grads.layers, start=1):
-            out[(number, "delta")] = layer.delta
+            if layer.delta is not None:
+                out[(number, "delta")] = layer.delta
             out[(number, "dL/da")] = layer.grad_a
-            out[(number, "dL/dW")] = layer.grad_W
-            if layer.grad_b is not None:
-                out[(number, "dL/db")] = layer.grad_b
+            for kind, grad in layer.parameter_gradients().items():
+                out[(number, f"dL/d{kind}")] = grad
         out[(0, "dL/dx")] = grads.grad_x
     return out

@@ -256,7 +256,8 @@ def test_report_files_are_written_and_well_formed(smoke_result: dict, tmp_path) 
     for row in smoke_result["grid"]:
         assert f"| ({row['batch']}, {row['width']}, {row['depth']}) |" in markdown
         assert f"{row['ratio']:.2f}×" in markdown
-    assert len(smoke_result["targets"]) == len(SMOKE_GRID) + 1 + 2 * len(smoke_result["fd"]) + 1
+    assert len(smoke_result["targets"]) == len(SMOKE_GRID) + 1 + 2 * len(smoke_result["fd"]) + 1 + 1  # + conv2d
+    assert smoke_result["conv"]["agree"] is True
     for target in smoke_result["targets"]:
         assert target["target"] in markdown
     svg = ET.fromstring(paths["svg"].read_text(encoding="utf-8"))

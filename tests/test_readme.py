@@ -44,7 +44,8 @@ def test_the_bad_spec_error_reads_as_the_readme_says(tmp_path: Path) -> None:
 
 def test_the_worked_example_file_checks_clean(tmp_path: Path, capsys) -> None:
     example = tmp_path / "one_unit.toml"
-    example.write_text(_blocks("toml")[1], encoding="utf-8")
+    worked = next(body for body in _blocks("toml") if body.startswith("# One sigmoid unit"))
+    example.write_text(worked, encoding="utf-8")
     assert main(["examples", str(example), "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     # dE/db is printed -0.1184 for -0.118459, within the one unit of slack the file states: hand-rounded.
@@ -94,3 +95,28 @@ def test_the_assignment_error_reads_as_the_readme_says(tmp_path: Path, monkeypat
         load(Path("nnlab-hw2.toml"))
     quoted = re.search(r"one line naming the file and field,\s+for example `(.*?)`", README, flags=re.S)
     assert str(caught.value) == " ".join(quoted.group(1).split())
+
+
+def test_the_typed_spec_has_the_documented_names_and_shapes(tmp_path: Path) -> None:
+    from refbp.network import backprop
+    from refbp.params import init_parameters
+    from refbp.sequential_spec import SequentialSpec
+
+    typed = next(body for body in _blocks("toml") if 'type = "conv2d"' in body)
+    (tmp_path / "cnn.toml").write_text(typed, encoding="utf-8")
+    spec = NetworkSpec.load(tmp_path / "cnn.toml")
+    assert isinstance(spec, SequentialSpec)
+    assert spec.parameter_shapes() == {
+        "W1": (2, 1, 3, 3),
+        "b1": (2,),
+        "gamma3": (2,),
+        "beta3": (2,),
+        "W6": (18, 3),
+        "b6": (3,),
+    }
+    assert spec.buffer_shapes() == {"running_mean3": (2,), "running_var3": (2,)}
+    params = init_parameters(spec, seed=0)
+    X = np.random.default_rng(0).standard_normal((4, 1, 6, 6))
+    trace, grads = backprop(spec, params, X, np.eye(3)[[0, 1, 2, 0]])
+    assert trace.layers[3].a.shape == (4, 18) and grads.grad_x.shape == X.shape
+    assert set(trace.layers[2].state) == {"running_mean", "running_var"}

@@ -22,11 +22,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="torch device for the twin: cpu (default) or cuda")
     parser.add_argument("--max-depth", type=positive_int, default=4, help="layers per network (default up to 4)")
     parser.add_argument("--max-width", type=positive_int, default=6, help="units per layer (default up to 6)")
+    parser.add_argument(
+        "--families", type=_families, default=None, help="network families to draw: mlp,cnn (default every family)"
+    )
     parser.add_argument("--no-shrink", action="store_true", help="do not shrink failing cases")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _families(text: str) -> tuple[str, ...]:
+    from oracle.families import parse_families
+
+    try:
+        return parse_families(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def run(args: argparse.Namespace) -> int:
+    from oracle.families import parse_families
     from oracle.report import write_reports
     from oracle.sweep import run_sweep
     from oracle.torch_twin import resolve_device
@@ -48,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         progress=False if args.quiet else None,
         max_depth=args.max_depth,
         max_width=args.max_width,
+        families=args.families or parse_families(None),
         **kwargs,
     )
     rows = result.rows
@@ -57,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "cases": len([c for c in result.cases if not c.startswith("shrunk")]),
         "dtype": args.dtype,
+        "families": ",".join(args.families or parse_families(None)),
         "fd_mode": args.fd,
         "implementation": args.impl or "refbp",
         "torch device": device,

@@ -1,0 +1,234 @@
+"""A gate for one hand-written layer: ``assert_layer_matches(forward, backward, layer=…)``.
+
+Checks a layer written in either calling style of :mod:`oracle.layer_styles` (CS231n's
+``(out, cache)`` pairs or plain functions) on random shapes and parameters against the torch
+twin of that layer (:mod:`oracle.twin`, gradients by autograd of ``Σ out ⊙ dout``)::
+
+    from oracle.layer_gate import assert_layer_matches
+    from mycourse.layers import conv_forward_naive, conv_backward_naive
+
+    def test_conv():
+        assert_layer_matches(conv_forward_naive, conv_backward_naive, layer="conv2d")
+
+``layer`` is a type name or a layer table fixing some fields (``{"type": "conv2d", "stride": 1}``);
+the rest are drawn. A failure raises :class:`LayerMismatch` (an ``AssertionError``) with a
+compact table, the smallest failing case hypothesis finds and a line that rebuilds its inputs.
+Dropout is compared through the mask the layer's own forward stored in its cache; batchnorm's
+updated running statistics are compared in train mode.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+from hypothesis.errors import NoSuchExample
+
+from oracle.compare import FAILING_STATUSES, Row, compare_arrays, error_row
+from oracle.layer_styles import CALLERS, STYLES
+from oracle.twin.sequential import TWINS
+from refbp.layers.registry import LAYER_TYPES, layer_from_dict
+
+
+class LayerMismatch(AssertionError):  # noqa: N818 - named like BackpropMismatch
+    """A hand-written layer disagrees with the reference; the message says where and how to replay it."""
+
+
+@dataclass(frozen=True)
+class LayerCase:
+    """A layer table, an input shape ``(N, …)`` and a seed for the numbers."""
+
+    layer: Mapping[str, Any]
+    shape: tuple[int, ...]
+    seed: int
+
+    def spec(self) -> Any:
+        return layer_from_dict(dict(self.layer), "layer")
+
+    def materialize(self) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
+        """``(x, params by kind, dout, buffers)`` drawn from the seed."""
+        layer, rng = self.spec(), np.random.default_rng(self.seed)
+        x = rng.standard_normal(self.shape)
+        params = {}
+        for kind, shape in layer.parameter_shapes(self.shape[1:]).items():
+            params[kind] = rng.standard_normal(shape) * (0.5 if kind == "W" else 0.3) + (kind == "gamma")
+        out_shape = (self.shape[0], *layer.output_shape(self.shape[1:], "layer"))
+        dout = rng.standard_normal(out_shape)
+        buffers = {}
+        for kind, shape in layer.buffer_shapes(self.shape[1:]).items():
+            buffers[kind] = rng.standard_normal(shape) * 0.3 if kind == "running_mean" else rng.uniform(0.5, 1.5, shape)
+        if layer.type == "dropout":
+            buffers["mask"] = np.random.default_rng([self.seed, 1]).random(self.shape) < layer.keep_prob
+        return x, params, dout, buffers
+
+    def to_json(self) -> str:
+        return json.dumps({"layer": dict(self.layer), "shape": list(self.shape), "seed": self.seed})
+
+    @classmethod
+    def from_json(cls, text: str) -> LayerCase:
+        data = json.loads(text)
+        return cls(layer=data["layer"], shape=tuple(data["shape"]), seed=data["seed"])
+
+
+def _fits(size: int, kernel: int, stride: int, pad: int) -> bool:
+    """The window tiles the padded input exactly (the course's naive loops assert this)."""
+    return size + 2 * pad >= kernel and (size + 2 * pad - kernel) % stride == 0
+
+
+@st.composite
+def layer_cases(draw: st.DrawFn, layer: str | Mapping[str, Any], *, spatial: bool | None = None) -> LayerCase:
+    """A :class:`LayerCase` for ``layer`` (a type name, or a table of fixed fields)."""
+    fixed = {"type": layer} if isinstance(layer, str) else dict(layer)
+    kind = fixed.get("type", "dense")
+    if kind not in LAYER_TYPES:
+        raise ValueError(f"layer: expected one of {', '.join(LAYER_TYPES)}, got {kind!r}")
+    batch, channels = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    table: dict[str, Any] = {}
+    if kind == "conv2d":
+        k, s, p = draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(0, 1))
+        k, s, p = fixed.get("kernel", k), fixed.get("stride", s), fixed.get("padding", p)
+        sizes = [n for n in range(1, 8) if _fits(n, k, s, p)]
+        shape = (batch, channels, draw(st.sampled_from(sizes)), draw(st.sampled_from(sizes)))
+        table = {"filters": draw(st.integers(1, 3)), "kernel": k, "stride": s, "padding": p}
+    elif kind in ("max_pool2d", "avg_pool2d"):
+        k = fixed.get("kernel", draw(st.integers(1, 3)))
+        s = fixed.get("stride", draw(st.integers(1, 2)))
+        sizes = [n for n in range(1, 8) if _fits(n, k, s, 0)]
+        shape = (batch, channels, draw(st.sampled_from(sizes)), draw(st.sampled_from(sizes)))
+        table = {"kernel": k, "stride": s}
+    elif kind == "groupnorm":
+        groups = fixed.get("groups", draw(st.integers(1, 3)))
+        shape = (batch, groups * channels, draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+        table = {"groups": groups}
+    else:
+        image = draw(st.booleans()) if spatial is None else spatial
+        shape = (batch, channels + 1, 2, 2) if image else (batch, draw(st.integers(1, 5)))
+        if kind == "batchnorm":
+            shape = (max(batch, 2), *shape[1:])
+            table = {"mode": draw(st.sampled_from(["train", "eval"])), "momentum": draw(st.sampled_from([0.1, 0.5]))}
+        elif kind == "dropout":
+            mode = draw(st.sampled_from(["train", "eval"]))
+            table = {"keep_prob": draw(st.sampled_from([0.5, 0.8])), "mode": mode, "seed": draw(st.integers(0, 99))}
+        elif kind == "layernorm":
+            shape = (shape[0], max(shape[1], 2), *shape[2:])
+    if "drop_prob" in fixed:
+        table.pop("keep_prob", None)
+    table.update(fixed)
+    table["type"] = kind
+    spec = layer_from_dict(table, "layer")  # validates the fixed fields
+    spec.output_shape(shape[1:], "layer")
+    return LayerCase(layer=table, shape=shape, seed=draw(st.integers(0, 2**16)))
+
+
+def reference(case: LayerCase, buffers: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``out``, ``dx``, ``d<param>`` (and updated running statistics) of the torch twin of the layer."""
+    layer = case.spec()
+    x_np, params_np, dout_np, _ = case.materialize()
+    x = torch.tensor(x_np, requires_grad=True)
+    params = {kind: torch.tensor(value, requires_grad=True) for kind, value in params_np.items()}
+    out, state = TWINS[layer.type](layer, params, x, dict(buffers))
+    (out * torch.tensor(dout_np)).sum().backward()
+    result = {"out": out.detach().numpy(), "dx": x.grad.numpy()}
+    result.update({f"d{kind}": value.grad.numpy() for kind, value in params.items()})
+    result.update({name: value.numpy() for name, value in state.items()})
+    return result
+
+
+def check_layer_case(forward: Callable, backward: Callable, case: LayerCase, style: str, name: str = "") -> list[Row]:
+    """Rows ``impl~torch`` for every quantity of one case (one ``error`` row when the layer raises)."""
+    layer = case.spec()
+    x, params, dout, buffers = case.materialize()
+    label = name or "case"
+    try:
+        mine = CALLERS[style](
+            forward, backward, layer, x.copy(), {k: v.copy() for k, v in params.items()}, dout.copy(), buffers
+        )
+    except Exception as err:  # the layer under test may fail in any way; that is a finding
+        return [error_row(label, 1, "impl~torch", "float64", f"{type(err).__name__}: {err}".splitlines()[0])]
+    if "mask" in mine:
+        buffers = {**buffers, "mask": mine["mask"]}
+    theirs = reference(case, buffers)
+    return [
+        compare_arrays(mine.get(q), theirs[q], case=label, layer=1, quantity=q, pair="impl~torch", dtype="float64")
+        for q in theirs
+    ]
+
+
+def _failing(rows: list[Row]) -> bool:
+    return any(r.status in FAILING_STATUSES for r in rows)
+
+
+def assert_layer_matches(
+    forward: Callable,
+    backward: Callable,
+    *,
+    layer: str | Mapping[str, Any],
+    style: str = "cs231n",
+    cases: int = 20,
+    seed: int = 0,
+    spatial: bool | None = None,
+) -> None:
+    """Check one hand-written layer on ``cases`` random cases; raise :class:`LayerMismatch` on a difference.
+
+    ``spatial`` fixes the input of a batchnorm, layernorm or dropout to images (True) or flat
+    vectors (False); by default both are drawn.
+    """
+    if style not in STYLES:
+        raise ValueError(f"style: expected one of {', '.join(STYLES)}, got {style!r}")
+    if isinstance(cases, bool) or not isinstance(cases, int) or cases < 1:
+        raise ValueError(f"cases: expected a positive integer, got {cases!r}")
+    strategy = layer_cases(layer, spatial=spatial)
+    failures: list[tuple[LayerCase, list[Row]]] = []
+    total = [0]
+
+    @settings(
+        max_examples=cases,
+        phases=[Phase.generate],
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @hypothesis_seed(seed)
+    @given(strategy)
+    def generate(case: LayerCase) -> None:
+        total[0] += 1
+        rows = check_layer_case(forward, backward, case, style, f"c{total[0]:04d}")
+        if _failing(rows):
+            failures.append((case, rows))
+
+    generate()
+    if not failures:
+        return
+    kind = layer if isinstance(layer, str) else layer.get("type", "dense")
+    try:
+        smallest = find(
+            strategy,
+            lambda c: _failing(check_layer_case(forward, backward, c, style)),
+            settings=settings(
+                max_examples=max(cases, 100), database=None, deadline=None, suppress_health_check=list(HealthCheck)
+            ),
+            random=random.Random(seed),
+        )
+    except NoSuchExample:
+        smallest = failures[0][0]
+    rows = check_layer_case(forward, backward, smallest, style, "shrunk")
+    lines = [f"layer gate ({kind}, style {style}): {len(failures)} of {total[0]} cases diverge (seed {seed})"]
+    lines.append(f"smallest failing case: input {smallest.shape}, {json.dumps(dict(smallest.layer))}")
+    lines.append(f"  {'quantity':<14}{'status':<10}{'max rel err':<14}tolerance")
+    for row in rows:
+        err = f"{row.max_rel_err:.1e}" if row.max_rel_err == row.max_rel_err else "-"
+        tol = f"rtol {row.rtol:.0e}, atol {row.atol:.1e}" if row.rtol == row.rtol else row.message
+        lines.append(f"  {row.quantity:<14}{row.status:<10}{err:<14}{tol}")
+    lines.append(
+        "replay: from oracle.layer_gate import LayerCase; "
+        f"x, params, dout, buffers = LayerCase.from_json({smallest.to_json()!r}).materialize()"
+    )
+    raise LayerMismatch("\n".join(lines))

@@ -1,0 +1,1 @@
+"""The torch twin of typed networks: one module per layer family, written with ``torch.nn.functional``."""

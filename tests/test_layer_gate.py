@@ -1,0 +1,74 @@
+"""``assert_layer_matches`` on a course-style layers file: correct layers pass, known bugs fail with a
+compact table, the smallest case and a replay line."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from oracle.layer_gate import LayerCase, LayerMismatch, assert_layer_matches, check_layer_case
+
+_SPEC = importlib.util.spec_from_file_location("cs231n_layers", Path(__file__).parent / "course" / "cs231n_layers.py")
+course = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(course)
+
+
+@pytest.mark.parametrize(
+    ("forward", "backward", "layer", "spatial"),
+    [
+        (course.conv_forward_naive, course.conv_backward_naive, "conv2d", None),
+        (course.max_pool_forward_naive, course.max_pool_backward_naive, "max_pool2d", None),
+        (course.batchnorm_forward, course.batchnorm_backward_alt, "batchnorm", False),
+        (course.dropout_forward, course.dropout_backward, {"type": "dropout", "keep_prob": 0.6}, False),
+    ],
+)
+def test_correct_course_layers_pass(forward, backward, layer, spatial) -> None:
+    assert_layer_matches(forward, backward, layer=layer, cases=12, seed=1, spatial=spatial)
+
+
+def test_an_unflipped_conv_backward_is_caught_and_shrunk() -> None:
+    with pytest.raises(LayerMismatch) as caught:
+        assert_layer_matches(course.conv_forward_naive, course.conv_backward_unflipped, layer="conv2d", cases=15)
+    message = str(caught.value)
+    assert message.startswith("layer gate (conv2d, style cs231n):")
+    lines = {line.split()[0]: line.split()[1] for line in message.splitlines()[3:7]}
+    assert lines == {"out": "ok", "dx": "mismatch", "dW": "ok", "db": "ok"}
+    replay = message.splitlines()[-1]
+    assert replay.startswith("replay: from oracle.layer_gate import LayerCase;")
+    case = LayerCase.from_json(eval(replay.split("from_json(", 1)[1].split(").materialize")[0]))
+    assert case.layer["kernel"] >= 2 and case.shape[0] == 1  # shrunk: one example, a kernel that can be flipped
+    rows = check_layer_case(course.conv_forward_naive, course.conv_backward_unflipped, case, "cs231n")
+    assert {r.quantity: r.status for r in rows}["dx"] == "mismatch"
+
+
+def test_a_dropout_without_rescaling_fails_on_dx_only() -> None:
+    with pytest.raises(LayerMismatch, match=r"dx\s+mismatch"):
+        assert_layer_matches(
+            course.dropout_forward, course.dropout_backward_no_rescale, layer="dropout", cases=10, spatial=False
+        )
+
+
+def test_plain_functions_and_a_raising_layer() -> None:
+    def forward(x, gamma, beta, eps):
+        mu, var = x.mean(axis=1, keepdims=True), x.var(axis=1, keepdims=True)
+        return gamma * (x - mu) / np.sqrt(var + eps) + beta
+
+    def backward(dout, x, gamma, beta, eps):
+        mu, var = x.mean(axis=1, keepdims=True), x.var(axis=1, keepdims=True)
+        xhat = (x - mu) / np.sqrt(var + eps)
+        g = dout * gamma
+        dx = (g - g.mean(axis=1, keepdims=True) - xhat * (g * xhat).mean(axis=1, keepdims=True)) / np.sqrt(var + eps)
+        return dx, (dout * xhat).sum(axis=0), dout.sum(axis=0)
+
+    assert_layer_matches(forward, backward, layer="layernorm", style="plain", spatial=False, cases=10)
+
+    def broken(dout, x, gamma, beta, eps):
+        raise RuntimeError("not implemented yet")
+
+    with pytest.raises(LayerMismatch, match="RuntimeError: not implemented yet"):
+        assert_layer_matches(forward, broken, layer="layernorm", style="plain", spatial=False, cases=3)
+    with pytest.raises(ValueError, match="style"):
+        assert_layer_matches(forward, backward, layer="layernorm", style="keras")
