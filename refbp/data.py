@@ -45,10 +45,12 @@ def as_targets(spec: NetworkSpec, T: Any, batch: int, *, source: str = "targets"
         labels = np.asarray(T)
         if labels.ndim == 0:
             labels = labels.reshape(1)
-        if labels.shape != (batch,) or not np.issubdtype(labels.dtype, np.number):
-            raise InputError("T", f"integer labels of shape ({batch},)", f"shape {labels.shape}", source=source)
-        if not np.all(labels == np.round(labels)) or labels.min() < 0 or labels.max() >= spec.outputs:
-            raise InputError("T", f"integer labels in 0..{spec.outputs - 1}", labels.tolist(), source=source)
+        shape = spec.target_shape(batch)
+        if labels.shape != shape or not np.issubdtype(labels.dtype, np.number):
+            raise InputError("T", f"integer labels of shape {shape}", f"shape {labels.shape}", source=source)
+        lowest = -1 if getattr(spec, "sequence_output", False) else 0  # -1: a masked time step
+        if not np.all(labels == np.round(labels)) or labels.min() < lowest or labels.max() >= spec.outputs:
+            raise InputError("T", f"integer labels in {lowest}..{spec.outputs - 1}", labels.tolist(), source=source)
         return labels.astype(np.int64)
     try:
         array = np.array(T, dtype=spec.dtype)
