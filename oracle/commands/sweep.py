@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-depth", type=positive_int, default=4, help="layers per network (default up to 4)")
     parser.add_argument("--max-width", type=positive_int, default=6, help="units per layer (default up to 6)")
     parser.add_argument(
-        "--families", type=_families, default=None, help="network families to draw: mlp,cnn (default every family)"
+        "--families", type=_families, default=None, help="network families to draw: mlp,cnn,rnn (default every family)"
     )
     parser.add_argument("--no-shrink", action="store_true", help="do not shrink failing cases")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
