@@ -48,6 +48,7 @@ def rnn_specs(
     max_width: int = 3,
     max_recurrent: int = 2,
     layers: Sequence[str] = RECURRENT_LAYERS,
+    inputs: Sequence[str] = ("embedding", "dense"),
     losses: Sequence[str] = (*SEQUENCE_LOSSES, *LOSSES),
     reductions: Sequence[str] = REDUCTIONS,
     l2: bool = True,
@@ -62,13 +63,15 @@ def rnn_specs(
     known = (*SEQUENCE_LOSSES, *LOSSES)
     if not losses or any(kind not in known for kind in losses):
         raise ValueError(f"rnn_specs: losses: expected a non-empty list from {', '.join(known)}, got {losses!r}")
+    if not inputs or any(kind not in ("embedding", "dense") for kind in inputs):
+        raise ValueError(f"rnn_specs: inputs: expected a non-empty list from embedding, dense, got {inputs!r}")
     steps = draw(st.integers(1, max_steps))
     body: list[Any] = []
-    if draw(st.booleans()):
+    if draw(st.sampled_from(list(inputs))) == "embedding":
         body.append(Embedding(vocab=draw(st.integers(2, 5)), dim=draw(st.integers(1, max_width))))
-        inputs: tuple[int, ...] = (steps,)
+        shape: tuple[int, ...] = (steps,)
     else:
-        inputs = (steps, draw(st.integers(1, max_width)))
+        shape = (steps, draw(st.integers(1, max_width)))
     for _ in range(draw(st.integers(1, max_recurrent))):
         hidden = draw(st.integers(1, max_width))
         if draw(st.sampled_from(chosen)) == "rnn":
@@ -83,7 +86,7 @@ def rnn_specs(
         output, loss = draw(dense_heads([kind], reductions))
         body += [LastStep(), output]
     penalty = draw(penalties()) if l2 else L2Spec()
-    return SequentialSpec(inputs=inputs, layers=tuple(body), loss=loss, l2=penalty, dtype=dtype)
+    return SequentialSpec(inputs=shape, layers=tuple(body), loss=loss, l2=penalty, dtype=dtype)
 
 
 @st.composite
