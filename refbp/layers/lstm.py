@@ -27,8 +27,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from refbp.errors import InputError
-from refbp.layers.fields import check_keys, choice, integer
+from refbp.layers.fields import check_keys, choice
+from refbp.layers.rnn import hidden_field, states_shape
 
 GATE_ORDERS = ("ifog", "ifgo")
 
@@ -46,10 +46,8 @@ class LSTM:
     @classmethod
     def from_dict(cls, data: Any, where: str) -> LSTM:
         data = check_keys(data, ("type", "hidden", "gate_order"), where)
-        if "hidden" not in data:
-            raise InputError(f"{where}.hidden", "a positive integer", "missing")
         return cls(
-            hidden=integer(data["hidden"], f"{where}.hidden"),
+            hidden=hidden_field(data, where),
             gate_order=choice(data.get("gate_order", "ifog"), GATE_ORDERS, f"{where}.gate_order"),
         )
 
@@ -57,9 +55,7 @@ class LSTM:
         return {"type": self.type, "hidden": self.hidden, "gate_order": self.gate_order}
 
     def output_shape(self, in_shape: tuple[int, ...], where: str) -> tuple[int, ...]:
-        if len(in_shape) != 2:
-            raise InputError(where, "a sequence input (T, D)", f"shape {in_shape}")
-        return (in_shape[0], self.hidden)
+        return states_shape(in_shape, self.hidden, where)
 
     def parameter_shapes(self, in_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         H = self.hidden

@@ -27,6 +27,20 @@ from refbp.errors import InputError
 from refbp.layers.fields import check_keys, integer
 
 
+def hidden_field(data: Any, where: str) -> int:
+    """The ``hidden`` size of a recurrent layer's table."""
+    if "hidden" not in data:
+        raise InputError(f"{where}.hidden", "a positive integer", "missing")
+    return integer(data["hidden"], f"{where}.hidden")
+
+
+def states_shape(in_shape: tuple[int, ...], hidden: int, where: str) -> tuple[int, ...]:
+    """``(T, D)`` → ``(T, hidden)``: the states of a recurrent layer, one per step."""
+    if len(in_shape) != 2:
+        raise InputError(where, "a sequence input (T, D)", f"shape {in_shape}")
+    return (in_shape[0], hidden)
+
+
 @dataclass(frozen=True)
 class RNN:
     """A tanh RNN of ``hidden`` units; parameters ``Wx``, ``Wh``, ``b``, ``h0``."""
@@ -38,18 +52,13 @@ class RNN:
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> RNN:
-        data = check_keys(data, ("type", "hidden"), where)
-        if "hidden" not in data:
-            raise InputError(f"{where}.hidden", "a positive integer", "missing")
-        return cls(hidden=integer(data["hidden"], f"{where}.hidden"))
+        return cls(hidden=hidden_field(check_keys(data, ("type", "hidden"), where), where))
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "hidden": self.hidden}
 
     def output_shape(self, in_shape: tuple[int, ...], where: str) -> tuple[int, ...]:
-        if len(in_shape) != 2:
-            raise InputError(where, "a sequence input (T, D)", f"shape {in_shape}")
-        return (in_shape[0], self.hidden)
+        return states_shape(in_shape, self.hidden, where)
 
     def parameter_shapes(self, in_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         H = self.hidden
