@@ -168,3 +168,38 @@ def test_the_overwriting_embedding_differs_only_at_repeated_indices() -> None:
     np.testing.assert_array_equal(right["W"][1:], wrong["W"][1:])
     np.testing.assert_array_equal(right["W"][0], [6.0, 8.0])
     assert not np.array_equal(wrong["W"][0], right["W"][0])
+
+
+def test_the_diagnosis_names_the_step_where_the_carried_gradient_goes_missing() -> None:
+    from oracle.cases import Case
+    from oracle.check import check_case
+    from refbp.sequential_spec import SequentialSpec
+
+    spec = SequentialSpec.from_dict(
+        {
+            "inputs": [4, 2],
+            "layers": [{"type": "rnn", "hidden": 3}, {"type": "temporal_affine", "units": 3}],
+            "loss": {"kind": "temporal_softmax_cross_entropy", "targets": "index", "reduction": "mean"},
+        }
+    )
+    data = Case(spec, 2, 1).materialize()
+    T = np.zeros((2, 4), dtype=int)  # every step counted
+    impl = buggy("rnn", _rnn_backward(_carried_dh_dropped))
+    result = check_case("c", spec, data.params, data.X, T, impl=impl, impl_name="buggy", fd="off")
+    dx = next(r for r in result.rows if r.quantity == "dL/dx" and r.pair == "buggy~torch")
+    assert dx.status == "mismatch"
+    assert "step 3 agrees, step 2 does not" in dx.diagnosis, dx.diagnosis
+    assert "(rnn)" in dx.diagnosis and "backprop through time" in dx.diagnosis
+
+
+def test_step_hints_forward_and_backward() -> None:
+    from oracle.step_hints import step_hint
+
+    ref = np.ones((2, 5, 3))
+    wrong = ref.copy()
+    wrong[1, 2, 0] = 1.5
+    assert step_hint(wrong, ref, rtol=1e-6, backward=True).startswith("steps 3–4 agree, step 2 does not")
+    assert step_hint(wrong, ref, rtol=1e-6, backward=False) == "steps 0–1 agree, step 2 does not"
+    wrong[0, 4, 1] = 0.0
+    assert step_hint(wrong, ref, rtol=1e-6, backward=True).startswith("already the last step (4) differs")
+    assert step_hint(ref, ref, rtol=1e-6, backward=True) == ""
