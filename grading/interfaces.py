@@ -2,6 +2,7 @@
 
 * ``layers`` — row-major layer functions returning ``(out, cache)`` (:mod:`grading.oracle_layers`);
 * ``deep`` — column-major deep-network functions (:mod:`grading.oracle_deep`);
+* ``rnn`` — CS231n's recurrent layer functions (:mod:`grading.oracle_rnn`);
 * ``spec`` — ``backprop(spec_dict, params, X, Y) -> grads`` on refbp's spec (:mod:`grading.oracle_spec`).
 """
 
@@ -41,6 +42,11 @@ INTERFACES: dict[str, Interface] = {
             "deep",
             "column-major deep network: linear/activation forward and backward, L_model_*, cost, update",
             "grading.oracle_deep",
+        ),
+        Interface(
+            "rnn",
+            "row-major recurrent layers: rnn/lstm step and sequence, word embedding, temporal affine and loss",
+            "grading.oracle_rnn",
         ),
         Interface(
             "spec", "backprop(spec_dict, params, X, Y) -> grads for a whole refbp network", "grading.oracle_spec"

@@ -133,6 +133,38 @@ CATALOGUE: tuple[Pattern, ...] = (
     ),
     Pattern("wrong_axis", _alternative("wrong_axis"), "summed or normalised along the wrong axis"),
     Pattern(
+        "carried_dh_dropped",
+        _alternative("carried_dh_dropped"),
+        "the gradient carried back from step t+1 is missing: each step's dh is the upstream dh[:, t] "
+        "plus the dprev_h returned by the step after it",
+    ),
+    Pattern(
+        "dWh_not_summed",
+        _alternative("dWh_not_summed"),
+        "dWh is the last step's only: the shared weights' gradients are summed over every time step (+=, not =)",
+    ),
+    Pattern(
+        "tanh_prime_wrong_step",
+        _alternative("tanh_prime_wrong_step"),
+        "tanh' is taken at the wrong step: use 1 − next_h² of this step's own output, not the previous state",
+    ),
+    Pattern(
+        "gate_order_swapped",
+        _alternative("gate_order_swapped"),
+        "the gates are read in a different order than the forward pass wrote them: CS231n's columns are i, f, o, g",
+    ),
+    Pattern(
+        "embedding_overwrites",
+        _alternative("embedding_overwrites"),
+        "a word used at several positions keeps only one position's gradient: add them up (np.add.at), "
+        "dW[x] = dout overwrites",
+    ),
+    Pattern(
+        "mask_ignored",
+        _alternative("mask_ignored"),
+        "the mask is ignored: steps where mask is False must add nothing to the loss and get zero gradient",
+    ),
+    Pattern(
         "sign_flipped",
         _sign_flipped,
         "sign flipped: (target − prediction) instead of (prediction − target), or + where − belongs",

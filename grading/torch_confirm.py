@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from grading.plan import FunctionCheck
+from grading.torch_rnn import TWINS as RNN_TWINS
 
 Twin = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
 """A twin: the check's inputs → ``{quantity: array}``."""
@@ -151,6 +152,7 @@ TWINS: dict[str, Twin] = {
     "deep_sigmoid_backward": _activation_backward("sigmoid"),
     "compute_cost": _compute_cost,
     "L_model_backward": _model_backward,
+    **RNN_TWINS,
 }
 
 

@@ -125,7 +125,13 @@ def draw_targets(
     """Targets that fit the loss, in the form ``targets`` names (see :meth:`Case.materialize`)."""
     dtype = np.dtype(spec.dtype)
     kind = spec.loss.kind
-    if kind == "softmax_cross_entropy":
+    if kind == "temporal_softmax_cross_entropy":
+        # Labels per step; about one step in four masked out (-1), the first step always counted.
+        labels = rng.integers(0, spec.outputs, size=spec.target_shape(batch))
+        masked = rng.uniform(size=labels.shape) < 0.25
+        masked[:, 0] = False
+        T = np.where(masked, -1, labels)
+    elif kind == "softmax_cross_entropy":
         labels = rng.integers(0, spec.outputs, size=batch)
         if spec.loss.targets == "index":
             T = labels

@@ -1,7 +1,8 @@
 """The numbers of a typed-network case, drawn from its seed away from kinks.
 
 Parameters from :func:`refbp.sequential.init_parameters` with the case's sub-seed
-(``γ`` near 1), inputs ``N(0, 1)``, targets as for dense cases, and for every eval-mode
+(``γ`` near 1), inputs ``N(0, 1)`` (or the first layer's ``draw_inputs``: indices for an
+embedding), targets as for dense cases, and for every eval-mode
 batchnorm layer running statistics ``running_mean ~ N(0, 0.3²)``, ``running_var ~ U(0.5, 1.5)``.
 Dropout masks are the spec's seeded draws. A draw whose ReLU pre-activations or max-pool
 windows come within ``margin`` of a kink (:func:`oracle.fd_typed.kink_clearance`) is
@@ -26,7 +27,11 @@ def _draw(spec: Any, batch: int, seed: int, attempt: int) -> Any:
     params = init_parameters(spec, seed=[seed, attempt])  # type: ignore[arg-type]
     rng = np.random.default_rng([seed, attempt, 1])
     dtype = np.dtype(spec.dtype)
-    X = rng.standard_normal(spec.input_shape(batch)).astype(dtype)
+    first = spec.layers[0]
+    if hasattr(first, "draw_inputs"):  # a layer that takes other than real numbers (embedding indices)
+        X = first.draw_inputs(rng, spec.input_shape(batch)).astype(dtype)
+    else:
+        X = rng.standard_normal(spec.input_shape(batch)).astype(dtype)
     T = draw_targets(spec, batch, seed, rng)
     buffers = {}
     for number, layer in enumerate(spec.layers, start=1):

@@ -37,6 +37,7 @@ from oracle.diagnosis import array_pattern, entry_hint, l2_hint, structural_hint
 from oracle.finite_diff import fd_directional_many, fd_gradients, fd_targets, random_directions_many
 from oracle.raised import describe_exception
 from oracle.supports import Unsupported
+from oracle.step_hints import step_hint
 from oracle.torch_twin import torch_backprop
 from refbp import interrupts
 from refbp.layers.names import PARAMETER_KINDS
@@ -272,8 +273,16 @@ def _diagnose(spec: NetworkSpec, rows: list[Row], mine: dict, theirs: dict, *, b
                 penalty
                 or array_pattern(candidate, reference, batch=batch, outputs=spec.outputs, batch_axis=axis, rtol=rtol)
             )
+            if axis is not None and _is_sequence(spec, row.layer):
+                hints.append(step_hint(candidate, reference, rtol=rtol, backward=row.quantity != "a"))
         hints.append(structural_hint(spec, row.layer, row.quantity, agrees))
         row.diagnosis = "; ".join(h for h in hints if h)
+
+
+def _is_sequence(spec: NetworkSpec, layer: int) -> bool:
+    """Whether layer ``layer``'s output (the input for 0) is a sequence: ``(T, features)`` per example."""
+    shapes = getattr(spec, "shapes", None)
+    return shapes is not None and len(shapes[layer]) == 2
 
 
 def _add_entry_hint(spec: NetworkSpec, rows: list[Row], first: Row) -> None:

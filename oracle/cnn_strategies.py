@@ -29,7 +29,7 @@ from refbp.layers.pool import AvgPool2d, MaxPool2d
 from refbp.sequential_spec import SequentialSpec
 from refbp.spec import ACTIVATIONS, LOSSES, REDUCTIONS, L2Spec, LossSpec
 
-__all__ = ["IMAGE_LAYERS", "cnn_cases", "cnn_specs"]
+__all__ = ["IMAGE_LAYERS", "cnn_cases", "cnn_specs", "dense_heads", "penalties"]
 
 IMAGE_LAYERS = ("conv2d", "max_pool2d", "avg_pool2d", "batchnorm", "groupnorm", "layernorm", "dropout")
 _HIDDEN = tuple(a for a in ACTIVATIONS if a != "softmax")
@@ -120,6 +120,14 @@ def cnn_specs(
             body.append(LayerNorm())
         elif extra == "dropout":
             body.append(_dropout(draw))
+    output, loss = draw(dense_heads(losses, reductions))
+    penalty = draw(penalties()) if l2 else L2Spec()
+    return SequentialSpec(inputs=inputs, layers=(*body, output), loss=loss, l2=penalty, dtype=dtype)
+
+
+@st.composite
+def dense_heads(draw: st.DrawFn, losses: Sequence[str], reductions: Sequence[str]) -> tuple[Dense, LossSpec]:
+    """A dense output layer of 1…3 units and a loss from ``losses`` that fits it."""
     kind = draw(st.sampled_from(list(losses)))
     if kind == "softmax_cross_entropy":
         out_activation = "softmax"
@@ -128,13 +136,15 @@ def cnn_specs(
     else:
         out_activation = draw(st.sampled_from([*_HIDDEN, "softmax"]))
     units = draw(st.integers(2 if out_activation == "softmax" else 1, 3))
-    body.append(Dense(units, out_activation, draw(st.sampled_from(["per_unit", "shared", "none"]))))
+    output = Dense(units, out_activation, draw(st.sampled_from(["per_unit", "shared", "none"])))
     targets = draw(st.sampled_from(["dense", "index"])) if kind == "softmax_cross_entropy" else "dense"
-    penalty = L2Spec()
-    if l2 and draw(st.booleans()):
-        penalty = L2Spec(lam=draw(st.sampled_from([0.1, 0.01])), include_bias=draw(st.booleans()))
-    loss = LossSpec(kind=kind, reduction=draw(st.sampled_from(list(reductions))), targets=targets)
-    return SequentialSpec(inputs=inputs, layers=tuple(body), loss=loss, l2=penalty, dtype=dtype)
+    return output, LossSpec(kind=kind, reduction=draw(st.sampled_from(list(reductions))), targets=targets)
+
+
+def penalties() -> st.SearchStrategy[L2Spec]:
+    """No L2 (shrinks here) or ``λ`` 0.1 / 0.01, with or without the biases."""
+    some = st.builds(L2Spec, lam=st.sampled_from([0.1, 0.01]), include_bias=st.booleans())
+    return st.one_of(st.just(L2Spec()), some)
 
 
 @st.composite

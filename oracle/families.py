@@ -1,4 +1,5 @@
-"""The families of random networks a sweep draws from: ``mlp`` (dense) and ``cnn`` (convolutional).
+"""The families of random networks a sweep draws from: ``mlp`` (dense), ``cnn`` (convolutional) and
+``rnn`` (recurrent: :mod:`oracle.rnn_strategies`).
 
 ``family_cases(["mlp", "cnn"])`` draws from either (hypothesis shrinks toward the first
 family listed); the ``mlp`` bounds (``max_depth``, ``max_width``, …) apply to dense networks only.
@@ -13,10 +14,12 @@ from hypothesis import strategies as st
 
 from oracle.cases import Case
 from oracle.cnn_strategies import cnn_cases
+from oracle.rnn_strategies import rnn_cases
 from oracle.strategies import cases
 from refbp.spec import NetworkSpec
 
-FAMILIES = ("mlp", "cnn")
+FAMILIES = ("mlp", "cnn", "rnn")
+_TYPED_CASES = {"cnn": cnn_cases, "rnn": rnn_cases}
 
 
 @st.composite
@@ -42,5 +45,7 @@ def family_cases(families: Sequence[str] | None = None, *, dtype: str = "float64
     chosen = parse_families(families)
     if "specs" in mlp_bounds:  # a caller's own spec strategy is the whole draw, of whichever family
         return _given_specs(dtype=dtype, **mlp_bounds)
-    strategies = [cases(dtype=dtype, **mlp_bounds) if name == "mlp" else cnn_cases(dtype=dtype) for name in chosen]
+    strategies = [
+        cases(dtype=dtype, **mlp_bounds) if name == "mlp" else _TYPED_CASES[name](dtype=dtype) for name in chosen
+    ]
     return strategies[0] if len(strategies) == 1 else st.one_of(strategies)

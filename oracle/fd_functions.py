@@ -65,4 +65,8 @@ def output_terms(kind: str, a: np.ndarray, t: np.ndarray) -> np.ndarray:
         return ((a - t) ** 2).sum(axis=-1)
     if kind == "softmax_cross_entropy":
         return -xlogy(t, a).sum(axis=-1)
+    if kind == "temporal_softmax_cross_entropy":  # a: scores (S, B, T, V); t one-hot per step, 0 when masked
+        log_softmax = a - a.max(axis=-1, keepdims=True)
+        log_softmax -= np.log(np.exp(log_softmax).sum(axis=-1, keepdims=True))
+        return -(t * log_softmax).sum(axis=(-2, -1))
     return -(xlogy(t, a) + xlogy(1.0 - t, 1.0 - a)).sum(axis=-1)

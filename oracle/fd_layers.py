@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from oracle.fd_recurrent import FD_RECURRENT
 from refbp.layers.dropout import layer_mask
 
 
@@ -107,5 +108,6 @@ FD_FORWARD = {
     "groupnorm": groupnorm,
     "dropout": dropout,
     "flatten": flatten,
+    **FD_RECURRENT,
 }
 """The stacked forward of every layer type, by its registry name."""

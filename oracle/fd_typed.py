@@ -25,7 +25,7 @@ from oracle.fd_functions import activate, logit_terms, output_terms
 from oracle.fd_layers import FD_FORWARD, patches
 from refbp.data import as_targets
 from refbp.errors import InputError
-from refbp.layers.names import split_name
+from refbp.layers.names import WEIGHT_KINDS, split_name
 from refbp.sequential_data import as_image_inputs, check_parameters, layer_buffers
 from refbp.sequential_spec import SequentialSpec
 from refbp.spec import KINKED_ACTIVATIONS, LOSS_OUTPUT_ACTIVATION
@@ -105,7 +105,8 @@ def _prepare(spec: Any, params: Any, X: Any, T: Any, buffers: Any) -> tuple[_Net
     x = as_image_inputs(spec, X)
     batch = x.shape[0]
     targets = as_targets(spec, T, batch)
-    dense_t = np.eye(spec.outputs)[targets] if spec.loss.targets == "index" else targets
+    # index labels one-hot; a masked time step (label -1) is a row of zeros
+    dense_t = np.eye(spec.outputs)[targets] * (targets >= 0)[..., None] if spec.loss.targets == "index" else targets
     checked = check_parameters(spec, params)
     per_layer_params = []
     for number, layer in enumerate(spec.layers, start=1):
@@ -129,7 +130,7 @@ def _prepare(spec: Any, params: Any, X: Any, T: Any, buffers: Any) -> tuple[_Net
 
 def _penalised(spec: SequentialSpec, name: str) -> bool:
     kind = (split_name(name) or ("",))[0]
-    return kind == "W" or (kind == "b" and spec.l2.include_bias)
+    return kind in WEIGHT_KINDS or (kind == "b" and spec.l2.include_bias)
 
 
 def _chunks(n: int, per_copy: int):
@@ -203,8 +204,11 @@ def kink_clearance(spec: SequentialSpec, params: Mapping[str, Any], X: Any, buff
     """The smallest ``|z|`` of a kinked activation and the smallest gap between a max-pool window's two
     largest entries, over the batch (``inf`` when the network has neither)."""
     with np.errstate(under="ignore"):
-        targets = np.zeros((np.shape(X)[0], spec.outputs))
-        net, _ = _prepare(spec.replace(loss=spec.loss.__class__()), params, X, targets, buffers)
+        if spec.sequence_output:  # the loss only picks the targets' shape: labels (N, T)
+            net, _ = _prepare(spec, params, X, np.zeros(spec.target_shape(np.shape(X)[0]), int), buffers)
+        else:
+            targets = np.zeros((np.shape(X)[0], spec.outputs))
+            net, _ = _prepare(spec.replace(loss=spec.loss.__class__()), params, X, targets, buffers)
     gaps = [math.inf]
     for number, layer in enumerate(net.spec.layers, start=1):
         if layer.has_activation and layer.activation in KINKED_ACTIVATIONS:

@@ -104,6 +104,9 @@ def layer_cases(draw: st.DrawFn, layer: str | Mapping[str, Any], *, spatial: boo
         sizes = [n for n in range(1, 8) if _fits(n, k, s, 0)]
         shape = (batch, channels, draw(st.sampled_from(sizes)), draw(st.sampled_from(sizes)))
         table = {"kernel": k, "stride": s}
+    elif kind in ("rnn", "lstm"):  # sequences (N, T, D): T of 1 to 4 steps
+        shape = (batch, draw(st.integers(1, 4)), draw(st.integers(1, 3)))
+        table = {"hidden": draw(st.integers(1, 3))}
     elif kind == "groupnorm":
         groups = fixed.get("groups", draw(st.integers(1, 3)))
         shape = (batch, groups * channels, draw(st.integers(1, 3)), draw(st.integers(1, 3)))

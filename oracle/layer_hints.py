@@ -19,6 +19,16 @@ _WHAT = {
     "dropout": "dropout's mask and its ÷ keep_prob rescaling",
     "flatten": "flatten's reshape back to the input's shape",
     "dense": "the product with Wᵀ",
+    "rnn": "backprop through time (each step's dh adds the gradient carried from step t+1; tanh' from h_t)",
+    "lstm": "backprop through time (the carried dh and dc, the gate order of the columns)",
+    "temporal_affine": "the product with Wᵀ at every step",
+    "last_step": "the gradient placed at the last step only",
+    "embedding": "the embedding (indices take no gradient)",
+}
+_PARAMETERS = {
+    "rnn": "summed over every time step, with the gradient carried from step t+1 and tanh' from h_t",
+    "lstm": "summed over every time step, with the carried dh and dc and the gates in the layer's order",
+    "embedding": "each row the sum over every position of its index (np.add.at, not dW[x] = dout)",
 }
 
 
@@ -49,8 +59,10 @@ def typed_hint(spec: Any, layer: int, quantity: str, ok: Any) -> str:
         source = spec.layers[layer - 1]
         formed_from = (layer, "delta") if source.has_activation else (layer, "dL/da")
         if ok(formed_from):
+            given = f"δ_{layer}" if source.has_activation else f"∂L/∂a_{layer}"
+            what = _PARAMETERS.get(source.type, "the axes it sums over, the scale, L2")
             return (
-                f"δ_{layer} agrees but {quantity} does not: check the parameter gradient of layer {layer} "
-                f"({source.type}) — the axes it sums over, the scale, L2"
+                f"{given} agrees but {quantity} does not: check the parameter gradient of layer {layer} "
+                f"({source.type}) — {what}"
             )
     return ""

@@ -18,7 +18,11 @@ batchnorm   ``(x, gamma, beta, {"mode", "eps", "momentum",          ``dx, dgamma
 layernorm   ``(x, gamma, beta, {"eps"})``                            ``dx, dgamma, dbeta``
 groupnorm   ``(x, gamma, beta, G, {"eps"})``, γ, β ``(1, C, 1, 1)``  ``dx, dgamma, dbeta``
 dropout     ``(x, {"p", "mode", "seed"})``, cache ``(param, mask)``  ``dx``
+rnn, lstm   ``(x, h0, Wx, Wh, b)``, ``x (N, T, D)``, ``h0 (N, H)``   ``dx, dh0, dWx, dWh, db``
 ==========  =====================================================  ==========================
+
+(``rnn_forward``/``lstm_forward`` of the third assignment; the gate's ``h0`` is one state for
+every example, so the course's ``dh0`` is summed over the batch before it is compared.)
 
 ``plain``: ``forward(x, *params, **fields) -> out`` and
 ``backward(dout, x, *params, **fields) -> dx`` or ``(dx, *dparams)``, parameters in the order
@@ -35,7 +39,7 @@ from typing import Any
 import numpy as np
 
 STYLES = ("cs231n", "plain")
-CS231N_LAYERS = ("conv2d", "max_pool2d", "batchnorm", "layernorm", "groupnorm", "dropout")
+CS231N_LAYERS = ("conv2d", "max_pool2d", "batchnorm", "layernorm", "groupnorm", "dropout", "rnn", "lstm")
 
 _SKIP_FIELDS = ("type", "activation", "negative_slope", "bias", "convention")
 
@@ -78,6 +82,11 @@ def call_cs231n(forward: Callable, backward: Callable, layer: Any, x, params: di
         if layer.mode == "train":
             out["mask"] = np.asarray(cache[1]) != 0
         out["dx"] = _as_tuple(backward(dout, cache))[0]
+    elif kind in ("rnn", "lstm"):
+        h0 = np.broadcast_to(params["h0"], (x.shape[0], params["h0"].shape[0])).copy()
+        y, cache = forward(x, h0, params["Wx"], params["Wh"], params["b"])
+        out["dx"], dh0, out["dWx"], out["dWh"], out["db"] = backward(dout, cache)[:5]
+        out["dh0"] = np.sum(dh0, axis=0)
     else:
         raise ValueError(f"style cs231n has no {kind} layer; it has {', '.join(CS231N_LAYERS)}")
     out["out"] = y

@@ -47,10 +47,12 @@ def as_targets(
         labels = real_array(T, "T", source=source, expected=f"integer labels of shape ({batch},)")
         if labels.ndim == 0:
             labels = labels.reshape(1)
-        if labels.shape != (batch,):
-            raise InputError("T", f"integer labels of shape ({batch},)", f"shape {labels.shape}", source=source)
-        if not np.all(labels == np.round(labels)) or labels.min() < 0 or labels.max() >= spec.outputs:
-            raise InputError("T", f"integer labels in 0..{spec.outputs - 1}", labels.tolist(), source=source)
+        shape = spec.target_shape(batch)
+        if labels.shape != shape or not np.issubdtype(labels.dtype, np.number):
+            raise InputError("T", f"integer labels of shape {shape}", f"shape {labels.shape}", source=source)
+        lowest = -1 if getattr(spec, "sequence_output", False) else 0  # -1: a masked time step
+        if not np.all(labels == np.round(labels)) or labels.min() < lowest or labels.max() >= spec.outputs:
+            raise InputError("T", f"integer labels in {lowest}..{spec.outputs - 1}", labels.tolist(), source=source)
         return labels.astype(np.int64)
     array = real_array(T, "T", dtype=spec.dtype, source=source, allow_nonfinite=allow_nonfinite, expected="numbers")
     shape = spec.target_shape(batch)

@@ -9,6 +9,9 @@ Every loss returns ``(value, grad_a, delta)`` for the output layer:
   and exact), otherwise ``None`` and the caller applies the output activation's
   backward to ``grad_a``.
 
+A typed network with a sequence output takes :func:`refbp.temporal_loss.temporal_softmax_loss`
+(from the scores, ``grad_a`` is ``∂L/∂scores``, ``delta`` is ``None``).
+
 ``scale`` is the reduction factor: 1 for ``sum``; ``1/N`` (``1/(N·k)`` for ``mse``) for
 ``mean``.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from refbp.spec import NetworkSpec
+from refbp.temporal_loss import masked_labels, temporal_softmax_loss
 
 
 def reduction_scale(spec: NetworkSpec, batch: int) -> float:
@@ -61,6 +65,10 @@ def compute_loss(
     Returns ``(loss, ∂L/∂a_L, ∂L/∂z_L or None)``.
     """
     batch = a.shape[spec.batch_axis]
+    if getattr(spec, "sequence_output", False):
+        labels, mask = masked_labels(T)
+        loss, grad_a = temporal_softmax_loss(a, labels, mask, reduction=spec.loss.reduction)
+        return loss, grad_a, None
     scale = reduction_scale(spec, batch)
     t = dense_targets(spec, T, a.dtype)
     kind = spec.loss.kind

@@ -24,7 +24,7 @@ import numpy as np
 
 from refbp.activations import activation_for
 from refbp.data import as_targets
-from refbp.layers.names import split_name
+from refbp.layers.names import WEIGHT_KINDS, split_name
 from refbp.layers.registry import layer_type
 from refbp.losses import compute_loss
 from refbp.sequential_data import Buffers, as_image_inputs, check_parameters, layer_buffers
@@ -33,10 +33,12 @@ from refbp.trace import ForwardTrace, Gradients, LayerForward, LayerGradients
 
 
 def l2_penalty(spec: SequentialSpec, params: Mapping[str, np.ndarray]) -> float:
-    """``λ/2 · Σ ‖W_l‖²`` (plus ``‖b_l‖²`` with ``include_bias``); ``γ``, ``β`` are never penalised."""
+    """``λ/2 · Σ ‖W_l‖²`` over ``W``, ``Wx``, ``Wh`` (plus ``‖b_l‖²`` with ``include_bias``).
+
+    ``γ``, ``β`` and ``h0`` are never penalised."""
     if spec.l2.lam == 0.0:
         return 0.0
-    kinds = ("W", "b") if spec.l2.include_bias else ("W",)
+    kinds = (*WEIGHT_KINDS, "b") if spec.l2.include_bias else WEIGHT_KINDS
     names = [n for n in params if (split_name(n) or ("",))[0] in kinds]
     return 0.5 * spec.l2.lam * float(sum(np.sum(params[n] * params[n]) for n in names))
 
@@ -91,7 +93,7 @@ def _backward(spec: SequentialSpec, params: dict, trace: ForwardTrace, caches: l
         layer_params = _layer_params(params, number, spec)
         grad_below, by_kind = layer_type(layer).backward(layer, layer_params, caches[number - 1], grad_out)
         if spec.l2.lam:
-            for kind in ("W", "b") if spec.l2.include_bias else ("W",):
+            for kind in (*WEIGHT_KINDS, "b") if spec.l2.include_bias else WEIGHT_KINDS:
                 if kind in by_kind:
                     by_kind[kind] = by_kind[kind] + spec.l2.lam * layer_params[kind]
         grads.append(
@@ -138,7 +140,7 @@ def init_parameters(spec: SequentialSpec, seed: int = 0) -> dict[str, np.ndarray
     params = {}
     for name, shape in spec.parameter_shapes().items():
         kind = split_name(name)[0]
-        if kind == "W":
+        if kind in WEIGHT_KINDS:
             area = math.prod(shape[2:])
             fan_in, fan_out = (shape[1] * area, shape[0] * area) if len(shape) == 4 else shape
             value = rng.standard_normal(shape) * math.sqrt(2.0 / (fan_in + fan_out))

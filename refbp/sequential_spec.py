@@ -29,7 +29,9 @@ example and a ``type`` on each layer (a layer without ``type`` is dense)::
 
 Layers are numbered from 1 in the order given, every layer counting (see
 :mod:`refbp.layers.names` for the parameter and buffer names). The layout is ``in_out``
-(examples on axis 0) and the network output must be flat, ``(N, k)``. The loss and L2 are
+(examples on axis 0) and the network output must be flat, ``(N, k)``, except under the
+sequence loss ``temporal_softmax_cross_entropy``: scores ``(N, T, V)``, labels ``(N, T)``
+with ``-1`` marking a masked step (:mod:`refbp.temporal_loss`). The loss and L2 are
 those of :mod:`refbp.spec`; L2 penalises every ``W`` (and ``b`` with ``include_bias``), never
 ``γ``/``β``. Loading a spec through :meth:`NetworkSpec.from_dict` gives a ``SequentialSpec``
 when some layer has a ``type`` other than ``dense`` or ``inputs`` is a shape; a spec of dense
@@ -49,7 +51,7 @@ import tomli_w
 from refbp.errors import InputError
 from refbp.layers.fields import check_keys, choice, integer
 from refbp.layers.registry import layer_from_dict, layer_type
-from refbp.spec import DTYPES, LOSS_OUTPUT_ACTIVATION, L2Spec, LossSpec
+from refbp.spec import DTYPES, LOSS_OUTPUT_ACTIVATION, SEQUENCE_LOSSES, L2Spec, LossSpec
 
 
 def is_typed(data: Any) -> bool:
@@ -98,8 +100,14 @@ class SequentialSpec:
                     f"layers[{i}].activation", "softmax on the output layer only", "softmax on a hidden layer"
                 )
         shapes = self.shapes
-        if len(shapes[-1]) != 1:
-            raise InputError(f"layers[{len(self.layers) - 1}]", "a flat output (N, k)", f"shape {shapes[-1]}")
+        last_where = f"layers[{len(self.layers) - 1}]"
+        if self.sequence_output:
+            if len(shapes[-1]) != 2:
+                raise InputError(last_where, f"a sequence output (N, T, V) for loss {self.loss.kind}", f"{shapes[-1]}")
+            if self.loss.targets != "index":
+                raise InputError("loss.targets", f"index (loss {self.loss.kind} takes labels (N, T))", "dense")
+        elif len(shapes[-1]) != 1:
+            raise InputError(last_where, "a flat output (N, k)", f"shape {shapes[-1]}")
         choice(self.dtype, DTYPES, "dtype")
         needed = LOSS_OUTPUT_ACTIVATION.get(self.loss.kind)
         last = self.layers[-1]
@@ -108,7 +116,7 @@ class SequentialSpec:
             raise InputError(
                 f"layers[{len(self.layers) - 1}].activation", f"{needed} (required by loss {self.loss.kind})", out_act
             )
-        if self.loss.targets == "index" and self.loss.kind != "softmax_cross_entropy":
+        if self.loss.targets == "index" and self.loss.kind not in ("softmax_cross_entropy", *SEQUENCE_LOSSES):
             raise InputError("loss.targets", "dense (index labels need loss softmax_cross_entropy)", "index")
 
     # -- shapes (of one example; the batch axis comes first) --------------------------
@@ -134,7 +142,13 @@ class SequentialSpec:
 
     @property
     def outputs(self) -> int:
-        return self.shapes[-1][0]
+        """Output units: ``k`` of a flat output, ``V`` (scores per step) of a sequence output ``(T, V)``."""
+        return self.shapes[-1][-1]
+
+    @property
+    def sequence_output(self) -> bool:
+        """Whether the loss works over time steps: the output is ``(N, T, V)``, the targets ``(N, T)``."""
+        return self.loss.kind in SEQUENCE_LOSSES
 
     def _named(self, which: str) -> dict[str, tuple[int, ...]]:
         shapes = self.shapes
@@ -159,6 +173,8 @@ class SequentialSpec:
         return (batch, *self.inputs)
 
     def target_shape(self, batch: int) -> tuple[int, ...]:
+        if self.sequence_output:
+            return (batch, self.shapes[-1][0])
         return (batch,) if self.loss.targets == "index" else (batch, self.outputs)
 
     @property

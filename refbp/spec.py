@@ -57,6 +57,8 @@ KINKED_ACTIVATIONS = ("relu", "leaky_relu")
 BIAS_MODES = ("per_unit", "shared", "none")
 LAYOUTS = ("in_out", "out_in")
 LOSSES = ("half_sse", "mse", "softmax_cross_entropy", "binary_cross_entropy")
+SEQUENCE_LOSSES = ("temporal_softmax_cross_entropy",)
+"""Losses over time steps, for typed networks whose output is a sequence (see :mod:`refbp.temporal_loss`)."""
 REDUCTIONS = ("sum", "mean")
 TARGET_FORMS = ("dense", "index")
 DTYPES = ("float64", "float32")
@@ -136,7 +138,7 @@ class LossSpec:
     def from_dict(cls, data: Any, where: str = "loss") -> LossSpec:
         data = _check_keys(data, ("kind", "reduction", "targets"), where)
         return cls(
-            kind=_one_of(data.get("kind", "half_sse"), LOSSES, f"{where}.kind"),
+            kind=_one_of(data.get("kind", "half_sse"), LOSSES + SEQUENCE_LOSSES, f"{where}.kind"),
             reduction=_one_of(data.get("reduction", "sum"), REDUCTIONS, f"{where}.reduction"),
             targets=_one_of(data.get("targets", "dense"), TARGET_FORMS, f"{where}.targets"),
         )

@@ -26,6 +26,17 @@ CASES = {
     "missing_square": (DOUT * (1 - S**2), DOUT * (1 - S), Hints(alternatives={"missing_square": (DOUT * (1 - S),)})),
     "derivative_skipped": (DOUT * S, DOUT, Hints(alternatives={"derivative_skipped": (DOUT,)})),
     "wrong_axis": (B, DOUT.sum(axis=1), Hints(batch=4, alternatives={"wrong_axis": (DOUT.sum(axis=1),)})),
+    **{
+        name: (G, G * 0.3 - 1, Hints(batch=4, alternatives={name: (G * 0.3 - 1,)}))
+        for name in (
+            "carried_dh_dropped",
+            "dWh_not_summed",
+            "tanh_prime_wrong_step",
+            "gate_order_swapped",
+            "embedding_overwrites",
+            "mask_ignored",
+        )
+    },
     "sign_flipped": (G, -G, Hints(batch=4)),
     "bias_averaged": (B, B / 4, Hints(batch=4, bias_sum=True)),
     "missing_batch_division": (G, G * 4, Hints(batch=4, batch_name="m")),

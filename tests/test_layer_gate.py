@@ -72,3 +72,37 @@ def test_plain_functions_and_a_raising_layer() -> None:
         assert_layer_matches(forward, broken, layer="layernorm", style="plain", spatial=False, cases=3)
     with pytest.raises(ValueError, match="style"):
         assert_layer_matches(forward, backward, layer="layernorm", style="keras")
+
+
+def _course_rnn_layers():
+    path = Path(__file__).parent / "submissions" / "courses" / "cs231n_rnn_layers.py"
+    spec = importlib.util.spec_from_file_location("course_rnn_layers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_course_rnn_and_lstm_sequences_pass_the_layer_gate() -> None:
+    course = _course_rnn_layers()
+    assert_layer_matches(course.rnn_forward, course.rnn_backward, layer="rnn", cases=8)
+    assert_layer_matches(course.lstm_forward, course.lstm_backward, layer="lstm", cases=8)
+
+
+def test_an_rnn_backward_without_the_carried_gradient_fails_the_layer_gate() -> None:
+    course = _course_rnn_layers()
+
+    def rnn_backward_no_carry(dh, cache):
+        N, T, H = dh.shape
+        D = cache[0][0].shape[1]
+        dx, dWx, dWh, db = np.zeros((N, T, D)), np.zeros((D, H)), np.zeros((H, H)), np.zeros(H)
+        dprev_h = np.zeros((N, H))
+        for t in reversed(range(T)):
+            dx[:, t], dprev_h, dWx_t, dWh_t, db_t = course.rnn_step_backward(dh[:, t], cache[t])
+            dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db + db_t
+        return dx, dprev_h, dWx, dWh, db
+
+    with pytest.raises(LayerMismatch) as caught:
+        assert_layer_matches(course.rnn_forward, rnn_backward_no_carry, layer="rnn", cases=10)
+    text = str(caught.value)
+    assert "layer gate (rnn, style cs231n)" in text and "input (1, 2, 1)" in text
+    assert "dWh" in text and "replay" in text

@@ -120,3 +120,31 @@ def test_the_typed_spec_has_the_documented_names_and_shapes(tmp_path: Path) -> N
     trace, grads = backprop(spec, params, X, np.eye(3)[[0, 1, 2, 0]])
     assert trace.layers[3].a.shape == (4, 18) and grads.grad_x.shape == X.shape
     assert set(trace.layers[2].state) == {"running_mean", "running_var"}
+
+
+def test_the_sequence_spec_has_the_documented_names_and_shapes(tmp_path: Path) -> None:
+    from refbp.network import backprop
+    from refbp.params import init_parameters
+
+    sequence = next(body for body in _blocks("toml") if 'type = "embedding"' in body)
+    (tmp_path / "words.toml").write_text(sequence, encoding="utf-8")
+    spec = NetworkSpec.load(tmp_path / "words.toml")
+    assert spec.parameter_shapes() == {
+        "W1": (10, 4),
+        "Wx2": (4, 12),
+        "Wh2": (3, 12),
+        "b2": (12,),
+        "h02": (3,),
+        "Wx3": (3, 2),
+        "Wh3": (2, 2),
+        "b3": (2,),
+        "h03": (2,),
+        "W4": (2, 10),
+        "b4": (10,),
+    }
+    params = init_parameters(spec, seed=0)
+    X = np.array([[1, 2, 3, 2, 9], [0, 0, 0, 0, 0]])
+    T = np.array([[2, 3, 2, 9, -1], [0, -1, -1, -1, -1]])
+    trace, grads = backprop(spec, params, X, T)
+    assert trace.layers[-1].a.shape == (2, 5, 10) and np.all(grads.layers[-1].grad_a[0, 4] == 0)
+    assert grads.layers[1].grad_params["h0"].shape == (3,) and np.all(grads.grad_x == 0)

@@ -141,17 +141,17 @@ def test_an_explicit_dropout_mask_is_used_by_all_three() -> None:
 
 
 def test_families_are_parsed_and_the_cli_sweeps_cnn(tmp_path) -> None:
-    assert parse_families(None) == ("mlp", "cnn") and parse_families("cnn,mlp,cnn") == ("cnn", "mlp")
-    with pytest.raises(ValueError, match="rnn"):
-        parse_families("rnn")
+    assert parse_families(None) == ("mlp", "cnn", "rnn") and parse_families("cnn,mlp,cnn") == ("cnn", "mlp")
+    with pytest.raises(ValueError, match="gru"):
+        parse_families("gru")
     command = [sys.executable, "-m", "refbp.cli", "sweep", "--families", "cnn", "--cases", "6", "--quiet"]
     done = subprocess.run([*command, "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("PASS: 6 cases")
     report = json.loads((tmp_path / "sweep.json").read_text())
     assert "cnn" in json.dumps(report)
-    bad = subprocess.run([*command[:4], "--families", "rnn"], capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and "rnn" in bad.stderr and "Traceback" not in bad.stderr
+    bad = subprocess.run([*command[:4], "--families", "gru"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "gru" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_a_typed_case_replays_from_its_json(capsys) -> None:

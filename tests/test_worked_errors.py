@@ -68,7 +68,8 @@ MALFORMED = {
     "unknown loss": (
         _variant('kind = "half_sse"', 'kind = "hinge"'),
         'kind = "hinge"',
-        "network.loss.kind: expected one of half_sse, mse, softmax_cross_entropy, binary_cross_entropy, got 'hinge'",
+        "network.loss.kind: expected one of half_sse, mse, softmax_cross_entropy, binary_cross_entropy, "
+        "temporal_softmax_cross_entropy, got 'hinge'",
     ),
     "alias to a missing entry": (
         _variant('w10 = "W2[1,1]"', 'w10 = "W2[2,1]"'),

@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--families",
         type=_families,
         default=None,
-        help="network families to draw: mlp,cnn (default every family; only mlp with --impl or --supports)",
+        help="network families to draw: mlp,cnn,rnn (default every family; only mlp with --impl or --supports)",
     )
     parser.add_argument("--no-shrink", action="store_true", help="do not shrink failing cases")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -44,6 +44,8 @@ def summed_data_loss(kind: str, z: torch.Tensor, a: torch.Tensor, t: torch.Tenso
         return ((a - t) ** 2).sum()
     if kind == "softmax_cross_entropy":
         return -(t * log_softmax(z, dim=unit_dim)).sum()
+    if kind == "temporal_softmax_cross_entropy":  # t is one-hot per step, all zeros at a masked step
+        return -(t * log_softmax(z, dim=-1)).sum()
     # binary cross-entropy from the logits: softplus(z) − t·z, evaluated stably by torch.
     return binary_cross_entropy_with_logits(z, t, reduction="sum")
 

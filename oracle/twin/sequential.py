@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from torch.nn.functional import one_hot
 
-from oracle.twin import conv, norm, shape
+from oracle.twin import conv, norm, recurrent, shape
 from oracle.twin.losses import activation, probability_loss_grad, reduction_scale, summed_data_loss
 from refbp.data import as_targets
-from refbp.layers.names import split_name
+from refbp.layers.names import WEIGHT_KINDS, split_name
 from refbp.sequential_data import as_image_inputs, check_parameters, layer_buffers
 from refbp.sequential_spec import SequentialSpec
 from refbp.trace import ForwardTrace, Gradients, LayerForward, LayerGradients
@@ -31,6 +31,11 @@ TWINS = {
     "groupnorm": norm.groupnorm,
     "dropout": shape.dropout,
     "flatten": shape.flatten,
+    "embedding": recurrent.embedding,
+    "rnn": recurrent.rnn,
+    "lstm": recurrent.lstm,
+    "temporal_affine": recurrent.temporal_affine,
+    "last_step": recurrent.last_step,
 }
 """The twin of every layer type, by its registry name."""
 
@@ -61,7 +66,9 @@ def torch_sequential_backprop(
         x = leaf(X_np)
         leaves = {name: leaf(value) for name, value in params_np.items()}
         if spec.loss.targets == "index":
-            t = one_hot(torch.tensor(T_np, dtype=torch.int64, device=dev), num_classes=spec.outputs).to(dtype)
+            labels = torch.tensor(T_np, dtype=torch.int64, device=dev)
+            live = labels >= 0  # a label of -1 masks its time step out of a sequence loss
+            t = one_hot(torch.where(live, labels, 0), num_classes=spec.outputs).to(dtype) * live[..., None]
         else:
             t = torch.tensor(T_np, dtype=dtype, device=dev)
         a, zs, acts, states = x, [], [], []
@@ -79,7 +86,7 @@ def torch_sequential_backprop(
         scale = reduction_scale(spec, batch)
         logits = zs[-1] if zs[-1] is not None else acts[-1]
         data_loss = summed_data_loss(spec.loss.kind, logits, acts[-1], t, 1) * scale
-        kinds = ("W", "b") if spec.l2.include_bias else ("W",)
+        kinds = (*WEIGHT_KINDS, "b") if spec.l2.include_bias else WEIGHT_KINDS
         penalised = [p for name, p in leaves.items() if split_name(name)[0] in kinds]
         penalty = 0.5 * spec.l2.lam * sum(((p**2).sum() for p in penalised), torch.zeros((), dtype=dtype, device=dev))
         (data_loss + penalty).backward()
@@ -109,4 +116,5 @@ def torch_sequential_backprop(
             )
         )
     trace = ForwardTrace(x=X_np, layers=layers, data_loss=float(data_loss.item()), penalty=float(penalty.item()))
-    return trace, Gradients(layers=layer_grads, grad_x=out_np(x.grad))
+    grad_x = torch.zeros_like(x) if x.grad is None else x.grad  # indices into an embedding take no gradient
+    return trace, Gradients(layers=layer_grads, grad_x=out_np(grad_x))

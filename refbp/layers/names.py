@@ -2,21 +2,24 @@
 
 Parameters are named ``<kind><layer>`` with 1-based layer numbers counting every layer of
 the list (a pooling layer takes a number too): ``W3``, ``b3`` of a convolution or dense
-layer, ``gamma2``, ``beta2`` of a normalisation layer. Buffers (state that is not
+layer, ``gamma2``, ``beta2`` of a normalisation layer, ``Wx2``, ``Wh2``, ``b2``, ``h02`` of a
+recurrent layer (``W1`` of an embedding). Buffers (state that is not
 differentiated) are named the same way: ``running_mean2``, ``running_var2`` of a batchnorm
 layer, ``mask4`` of a dropout layer.
 """
 
 from __future__ import annotations
 
-PARAMETER_KINDS = ("W", "b", "gamma", "beta")
+PARAMETER_KINDS = ("W", "b", "gamma", "beta", "Wx", "Wh", "h0")
 """Every parameter kind, in the order a layer lists them."""
+WEIGHT_KINDS = ("W", "Wx", "Wh")
+"""The kinds L2 penalises (with ``include_bias``, ``b`` too; never ``γ``, ``β``, ``h0``)."""
 BUFFER_KINDS = ("running_mean", "running_var", "mask")
 """Every buffer kind: running statistics of batchnorm, the explicit dropout mask."""
 STATE_QUANTITIES = ("running_mean", "running_var")
 """Buffers a forward pass updates (train-mode batchnorm), compared as forward quantities."""
 PARAMETER_QUANTITIES = tuple(f"dL/d{kind}" for kind in PARAMETER_KINDS)
-"""``dL/dW``, ``dL/db``, ``dL/dgamma``, ``dL/dbeta``: the quantity name of each parameter's gradient."""
+"""``dL/dW``, ``dL/db``, ``dL/dgamma``, …: the quantity name of each parameter's gradient."""
 
 
 def split_name(name: str) -> tuple[str, int] | None:

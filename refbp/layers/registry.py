@@ -22,7 +22,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from refbp.errors import InputError
-from refbp.layers import batchnorm, conv, dense, dropout, flatten, groupnorm, pool
+from refbp.layers import (
+    batchnorm,
+    conv,
+    dense,
+    dropout,
+    embedding,
+    flatten,
+    groupnorm,
+    last_step,
+    lstm,
+    pool,
+    rnn,
+    temporal_affine,
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,11 @@ LAYER_TYPES: dict[str, LayerType] = {
         LayerType("groupnorm", groupnorm.GroupNorm, groupnorm.group_forward, groupnorm.group_backward),
         LayerType("dropout", dropout.Dropout, dropout.forward, dropout.backward),
         LayerType("flatten", flatten.Flatten, flatten.forward, flatten.backward),
+        LayerType("embedding", embedding.Embedding, embedding.forward, embedding.backward),
+        LayerType("rnn", rnn.RNN, rnn.forward, rnn.backward),
+        LayerType("lstm", lstm.LSTM, lstm.forward, lstm.backward),
+        LayerType("temporal_affine", temporal_affine.TemporalAffine, temporal_affine.forward, temporal_affine.backward),
+        LayerType("last_step", last_step.LastStep, last_step.forward, last_step.backward),
     )
 }
 

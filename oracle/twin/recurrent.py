@@ -1,0 +1,48 @@
+"""Twin of ``embedding``, ``rnn``, ``lstm``, ``temporal_affine`` and ``last_step``: explicit loops over
+time with ``torch.tanh`` / ``torch.sigmoid`` and matmuls, autograd doing backprop through time.
+
+Written from the definitions (``h_t = tanh(x_t Wx + h_{t−1} Wh + b)``; the LSTM's four column
+blocks in the layer's ``gate_order``, ``c_{−1} = 0``), not from refbp's layers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.nn import functional
+
+
+def embedding(layer: Any, params: dict[str, torch.Tensor], x: torch.Tensor, buffers: dict) -> tuple:
+    """``W[x]`` for indices ``x (N, T)`` (held as floats); the index tensor takes no gradient."""
+    return functional.embedding(torch.round(x.detach()).long(), params["W"]), {}
+
+
+def temporal_affine(layer: Any, params: dict[str, torch.Tensor], x: torch.Tensor, buffers: dict) -> tuple:
+    return torch.einsum("ntd,dm->ntm", x, params["W"]) + params["b"], {}
+
+
+def last_step(layer: Any, params: dict, x: torch.Tensor, buffers: dict) -> tuple:
+    return x.select(1, x.shape[1] - 1), {}
+
+
+def rnn(layer: Any, params: dict[str, torch.Tensor], x: torch.Tensor, buffers: dict) -> tuple:
+    h = params["h0"].expand(x.shape[0], -1)
+    states = []
+    for t in range(x.shape[1]):
+        h = torch.tanh(torch.mm(x[:, t], params["Wx"]) + torch.mm(h, params["Wh"]) + params["b"])
+        states.append(h)
+    return torch.stack(states, dim=1), {}
+
+
+def lstm(layer: Any, params: dict[str, torch.Tensor], x: torch.Tensor, buffers: dict) -> tuple:
+    h = params["h0"].expand(x.shape[0], -1)
+    c = torch.zeros_like(h)
+    states = []
+    for t in range(x.shape[1]):
+        blocks = torch.chunk(torch.mm(x[:, t], params["Wx"]) + torch.mm(h, params["Wh"]) + params["b"], 4, dim=1)
+        gate = dict(zip(layer.gate_order, blocks, strict=True))
+        c = torch.sigmoid(gate["f"]) * c + torch.sigmoid(gate["i"]) * torch.tanh(gate["g"])
+        h = torch.sigmoid(gate["o"]) * torch.tanh(c)
+        states.append(h)
+    return torch.stack(states, dim=1), {}

@@ -1,0 +1,161 @@
+"""LSTM over a whole sequence, forward and full backprop through time side by side.
+
+Shapes (CS231n's ``lstm_forward``, with the initial state a parameter shared by the batch)::
+
+    x  (N, T, D)     Wx (D, 4H)     Wh (H, 4H)     b (4H,)     h0 (H,)     c_{−1} = 0
+    a_t = x_t Wx + h_{t−1} Wh + b          (N, 4H), cut into four blocks of H columns
+    i = σ(a_i)   f = σ(a_f)   o = σ(a_o)   g = tanh(a_g)
+    c_t = f ⊙ c_{t−1} + i ⊙ g              h_t = o ⊙ tanh(c_t)          out = h (N, T, H)
+
+Gate order (the order of the four column blocks of ``Wx``, ``Wh``, ``b``): ``gate_order =
+"ifog"`` is CS231n's (input, forget, output, candidate g), the default; ``"ifgo"`` is
+torch's ``nn.LSTM`` / ``LSTMCell`` order (input, forget, g, output).
+
+Backward, from ``dout = ∂L/∂h`` at each step, with the carried ``dnext_h``, ``dnext_c``::
+
+    dh = dout_t + dnext_h          dc = dnext_c + dh ⊙ o ⊙ (1 − tanh²(c_t))
+    do = dh ⊙ tanh(c_t)   di = dc ⊙ g   df = dc ⊙ c_{t−1}   dg = dc ⊙ i   dnext_c = dc ⊙ f
+    da = [di ⊙ i(1−i), df ⊙ f(1−f), do ⊙ o(1−o), dg ⊙ (1−g²)] in the gate order
+    ∂L/∂x_t = da Wxᵀ   dnext_h = da Whᵀ   ∂L/∂Wx = Σ_t x_tᵀ da   ∂L/∂Wh = Σ_t h_{t−1}ᵀ da   ∂L/∂b = Σ da
+    ∂L/∂h0 = Σ_n dnext_h after step 0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from refbp.layers.fields import check_keys, choice
+from refbp.layers.rnn import hidden_field, states_shape
+
+GATE_ORDERS = ("ifog", "ifgo")
+
+
+@dataclass(frozen=True)
+class LSTM:
+    """An LSTM of ``hidden`` units; parameters ``Wx``, ``Wh``, ``b``, ``h0``; the gate order of the columns."""
+
+    type: ClassVar[str] = "lstm"
+    has_activation: ClassVar[bool] = False
+    activation: ClassVar[str] = "none"
+    hidden: int
+    gate_order: str = "ifog"
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> LSTM:
+        data = check_keys(data, ("type", "hidden", "gate_order"), where)
+        return cls(
+            hidden=hidden_field(data, where),
+            gate_order=choice(data.get("gate_order", "ifog"), GATE_ORDERS, f"{where}.gate_order"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "hidden": self.hidden, "gate_order": self.gate_order}
+
+    def output_shape(self, in_shape: tuple[int, ...], where: str) -> tuple[int, ...]:
+        return states_shape(in_shape, self.hidden, where)
+
+    def parameter_shapes(self, in_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        H = self.hidden
+        return {"Wx": (in_shape[1], 4 * H), "Wh": (H, 4 * H), "b": (4 * H,), "h0": (H,)}
+
+    def buffer_shapes(self, in_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        return {}
+
+
+def _sigmoid(a: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * a))  # no overflow warning for large |a|
+
+
+def _blocks(order: str, H: int) -> dict[str, slice]:
+    return {gate: slice(k * H, (k + 1) * H) for k, gate in enumerate(order)}
+
+
+def step_forward(
+    x: np.ndarray,
+    prev_h: np.ndarray,
+    prev_c: np.ndarray,
+    Wx: np.ndarray,
+    Wh: np.ndarray,
+    b: np.ndarray,
+    order: str = "ifog",
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """``(next_h, next_c, gates)`` of one step; ``gates`` holds ``i, f, o, g`` (after σ / tanh)."""
+    a = x @ Wx + prev_h @ Wh + b
+    blocks = _blocks(order, prev_h.shape[1])
+    gates = {k: _sigmoid(a[:, blocks[k]]) for k in "ifo"}
+    gates["g"] = np.tanh(a[:, blocks["g"]])
+    next_c = gates["f"] * prev_c + gates["i"] * gates["g"]
+    return gates["o"] * np.tanh(next_c), next_c, gates
+
+
+def step_backward(
+    dnext_h: np.ndarray,
+    dnext_c: np.ndarray,
+    x: np.ndarray,
+    prev_h: np.ndarray,
+    prev_c: np.ndarray,
+    next_c: np.ndarray,
+    gates: dict[str, np.ndarray],
+    Wx: np.ndarray,
+    Wh: np.ndarray,
+    order: str = "ifog",
+) -> tuple[np.ndarray, ...]:
+    """``(dx, dprev_h, dprev_c, dWx, dWh, db)`` of one step (carried gradients included in ``dnext_*``)."""
+    i, f, o, g = (gates[k] for k in "ifog")
+    tanh_c = np.tanh(next_c)
+    dc = dnext_c + dnext_h * o * (1.0 - tanh_c * tanh_c)
+    parts = {"i": dc * g * i * (1.0 - i), "f": dc * prev_c * f * (1.0 - f)}
+    parts.update(o=dnext_h * tanh_c * o * (1.0 - o), g=dc * i * (1.0 - g * g))
+    da = np.concatenate([parts[k] for k in order], axis=1)
+    return da @ Wx.T, da @ Wh.T, dc * f, x.T @ da, prev_h.T @ da, da.sum(axis=0)
+
+
+def forward(layer: LSTM, params: dict[str, np.ndarray], x: np.ndarray, buffers: dict) -> tuple:
+    """``h (N, T, H)``; returns ``(h, cache, state)``; the cache keeps every step's ``c`` and gates."""
+    N, T, _ = x.shape
+    H = layer.hidden
+    h = np.empty((N, T, H), dtype=x.dtype)
+    cs, gates = np.empty_like(h), []
+    prev_h, prev_c = np.broadcast_to(params["h0"], (N, H)), np.zeros((N, H), dtype=x.dtype)
+    for t in range(T):
+        prev_h, prev_c, step_gates = step_forward(
+            x[:, t], prev_h, prev_c, params["Wx"], params["Wh"], params["b"], layer.gate_order
+        )
+        h[:, t], cs[:, t] = prev_h, prev_c
+        gates.append(step_gates)
+    return h, (x, h, cs, gates), {}
+
+
+def backward(layer: LSTM, params: dict[str, np.ndarray], cache: tuple, dout: np.ndarray) -> tuple:
+    """``(∂L/∂x (N, T, D), {"Wx", "Wh", "b", "h0"})`` by backprop through every step."""
+    x, h, cs, gates = cache
+    N, T, _ = x.shape
+    H = layer.hidden
+    h0 = np.broadcast_to(params["h0"], (N, H))
+    dx = np.empty_like(x)
+    grads = {kind: np.zeros_like(params[kind]) for kind in ("Wx", "Wh", "b")}
+    dnext_h = np.zeros((N, H), dtype=dout.dtype)
+    dnext_c = np.zeros_like(dnext_h)
+    for t in range(T - 1, -1, -1):
+        prev_h = h[:, t - 1] if t else h0
+        prev_c = cs[:, t - 1] if t else np.zeros_like(dnext_c)
+        dx[:, t], dnext_h, dnext_c, dWx, dWh, db = step_backward(
+            dout[:, t] + dnext_h,
+            dnext_c,
+            x[:, t],
+            prev_h,
+            prev_c,
+            cs[:, t],
+            gates[t],
+            params["Wx"],
+            params["Wh"],
+            layer.gate_order,
+        )
+        grads["Wx"] += dWx
+        grads["Wh"] += dWh
+        grads["b"] += db
+    grads["h0"] = dnext_h.sum(axis=0)
+    return dx, grads

@@ -1,0 +1,205 @@
+"""Known backprop-through-time bugs injected into refbp's sequence layers (or its temporal loss) must be
+caught at that layer and quantity, and shrunk to a case of at most three time steps.
+
+As in ``test_cnn_injected_bugs``, each bug replaces one registry entry's backward (or the loss)
+for the duration of a call of refbp's typed network; the torch twin and finite differences are
+untouched. ``∂L/∂a`` of layer ``l`` (``∂L/∂x`` for ``l = 0``) is formed by the backward of layer
+``l + 1``; a parameter gradient by its own layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from oracle.rnn_strategies import rnn_specs
+from oracle.sweep import run_sweep
+from refbp import losses, sequential
+from refbp.layers import embedding, lstm, rnn
+from refbp.layers.registry import LAYER_TYPES
+from refbp.spec import SEQUENCE_LOSSES
+
+
+def _rnn_backward(step: Callable, sum_wh: bool = True) -> Callable:
+    """refbp's BPTT loop with one step's backward replaced (``step(dout_t, dnext, x_t, prev, h_t, Wx, Wh)``)."""
+
+    def backward(layer, params, cache, dout):
+        x, h = cache
+        N, T, _ = x.shape
+        h0 = np.broadcast_to(params["h0"], (N, layer.hidden))
+        dx = np.empty_like(x)
+        grads = {kind: np.zeros_like(params[kind]) for kind in ("Wx", "Wh", "b")}
+        dnext = np.zeros((N, layer.hidden))
+        for t in range(T - 1, -1, -1):
+            prev = h[:, t - 1] if t else h0
+            dx[:, t], dnext, dWx, dWh, db = step(dout[:, t], dnext, x[:, t], prev, h[:, t], params)
+            grads["Wx"] += dWx
+            grads["Wh"] = grads["Wh"] + dWh if sum_wh else dWh
+            grads["b"] += db
+        grads["h0"] = dnext.sum(axis=0)
+        return dx, grads
+
+    return backward
+
+
+def _right_step(dout, dnext, x, prev, h, p):
+    return rnn.step_backward(dout + dnext, x, prev, h, p["Wx"], p["Wh"])
+
+
+def _carried_dh_dropped(dout, dnext, x, prev, h, p):
+    """Each step sees only the gradient from above: dnext from step t+1 never added."""
+    dx, dprev, dWx, dWh, db = rnn.step_backward(dout, x, prev, h, p["Wx"], p["Wh"])
+    return dx, dprev, dWx, dWh, db
+
+
+def _tanh_prime_wrong_step(dout, dnext, x, prev, h, p):
+    """tanh' taken as 1 − h_{t−1}² (the previous step's state) instead of 1 − h_t²."""
+    return rnn.step_backward(dout + dnext, x, prev, prev, p["Wx"], p["Wh"])
+
+
+def lstm_gate_order_swapped(layer, params, cache, dout):
+    """Forward in the layer's gate order, backward assembling the gate gradients in the other one."""
+    other = "ifgo" if layer.gate_order == "ifog" else "ifog"
+    return lstm.backward(replace(layer, gate_order=other), params, cache, dout)
+
+
+def embedding_overwrites(layer, params, cache, dout):
+    """``dW[x] = dout``: a repeated index keeps only one step's gradient."""
+    x_shape, idx = cache
+    dW = np.zeros(params["W"].shape)
+    dW[idx] = dout
+    return np.zeros(x_shape), {"W": dW}
+
+
+def mask_ignored(spec, z, a, T):
+    """The temporal loss with every step counted, masked ones (label −1 read as class 0) included."""
+    return losses.compute_loss(spec, z, a, np.where(T < 0, 0, T))
+
+
+# bug → (layer type whose backward is replaced or "loss", replacement, spec bounds of the drawn networks)
+BUGS: dict[str, tuple[str, Callable, dict]] = {
+    "carried_dh_dropped": ("rnn", _rnn_backward(_carried_dh_dropped), {"layers": ["rnn"]}),
+    "dWh_not_summed": ("rnn", _rnn_backward(_right_step, sum_wh=False), {"layers": ["rnn"]}),
+    "tanh_prime_wrong_step": ("rnn", _rnn_backward(_tanh_prime_wrong_step), {"layers": ["rnn"]}),
+    "gate_order_swapped": ("lstm", lstm_gate_order_swapped, {"layers": ["lstm"]}),
+    "embedding_overwrites": ("embedding", embedding_overwrites, {"inputs": ["embedding"]}),
+    "mask_ignored": ("loss", mask_ignored, {"losses": list(SEQUENCE_LOSSES)}),
+}
+
+
+def buggy(kind: str, replacement: Callable) -> Callable:
+    def backprop(spec, params, X, T, buffers=None):
+        if kind == "loss":
+            original_loss = sequential.compute_loss
+            sequential.compute_loss = replacement
+            try:
+                return sequential.backprop(spec, params, X, T, buffers=buffers)
+            finally:
+                sequential.compute_loss = original_loss
+        original = LAYER_TYPES[kind]
+        LAYER_TYPES[kind] = replace(original, backward=replacement)
+        try:
+            return sequential.backprop(spec, params, X, T, buffers=buffers)
+        finally:
+            LAYER_TYPES[kind] = original
+
+    return backprop
+
+
+def test_the_harness_loop_is_refbp_when_nothing_is_broken() -> None:
+    rng = np.random.default_rng(0)
+    layer = rnn.RNN(3)
+    params = {"Wx": rng.standard_normal((2, 3)), "Wh": rng.standard_normal((3, 3)), "b": rng.standard_normal(3)}
+    params["h0"] = rng.standard_normal(3)
+    _, cache, _ = rnn.forward(layer, params, rng.standard_normal((2, 4, 2)), {})
+    dout = rng.standard_normal((2, 4, 3))
+    right, right_grads = rnn.backward(layer, params, cache, dout)
+    mine, mine_grads = _rnn_backward(_right_step)(layer, params, cache, dout)
+    np.testing.assert_allclose(mine, right, rtol=1e-13)
+    for kind in right_grads:
+        np.testing.assert_allclose(mine_grads[kind], right_grads[kind], rtol=1e-13)
+
+
+@pytest.mark.parametrize("bug", sorted(BUGS))
+def test_injected_bptt_bug_is_located_and_shrunk(bug: str) -> None:
+    kind, replacement, bounds = BUGS[bug]
+    result = run_sweep(
+        25,
+        seed=5,
+        impl=buggy(kind, replacement),
+        impl_name="buggy",
+        impl_ref=f"bugs.py:{bug}",
+        max_shrinks=1,
+        progress=False,
+        families=["rnn"],
+        specs=rnn_specs(l2=False, **bounds),
+    )
+    assert result.failures, f"{bug}: no case failed"
+    for failed in result.failures:
+        first = failed.first
+        assert first.pair.startswith("buggy~"), (bug, first)
+        spec = result.cases[failed.case].spec
+        if kind == "loss":
+            assert first.layer == spec.depth and first.quantity in ("loss", "dL/da"), (bug, first)
+            continue
+        below = first.quantity in ("dL/da", "dL/dx")
+        culprit = spec.layers[first.layer] if below else spec.layers[first.layer - 1]
+        assert culprit.type == kind, (bug, failed.case, first.layer, first.quantity)
+    assert len(result.shrunk) == 1
+    shrunk = result.shrunk[0]
+    steps = shrunk["case"]["spec"]["inputs"][0]
+    assert steps <= 3, shrunk
+    assert "refbp replay" in shrunk["replay"]
+    if kind != "loss":
+        diagnosis = shrunk["first_divergence"]["diagnosis"]
+        assert f"({kind})" in diagnosis and "δ" not in diagnosis, shrunk["first_divergence"]
+
+
+def test_the_overwriting_embedding_differs_only_at_repeated_indices() -> None:
+    layer = embedding.Embedding(vocab=4, dim=2)
+    W = np.zeros((4, 2))
+    _, cache, _ = embedding.forward(layer, {"W": W}, np.array([[0.0, 2.0, 0.0, 3.0]]), {})
+    dout = np.arange(8.0).reshape(1, 4, 2) + 1
+    _, right = embedding.backward(layer, {"W": W}, cache, dout)
+    _, wrong = embedding_overwrites(layer, {"W": W}, cache, dout)
+    np.testing.assert_array_equal(right["W"][1:], wrong["W"][1:])
+    np.testing.assert_array_equal(right["W"][0], [6.0, 8.0])
+    assert not np.array_equal(wrong["W"][0], right["W"][0])
+
+
+def test_the_diagnosis_names_the_step_where_the_carried_gradient_goes_missing() -> None:
+    from oracle.cases import Case
+    from oracle.check import check_case
+    from refbp.sequential_spec import SequentialSpec
+
+    spec = SequentialSpec.from_dict(
+        {
+            "inputs": [4, 2],
+            "layers": [{"type": "rnn", "hidden": 3}, {"type": "temporal_affine", "units": 3}],
+            "loss": {"kind": "temporal_softmax_cross_entropy", "targets": "index", "reduction": "mean"},
+        }
+    )
+    data = Case(spec, 2, 1).materialize()
+    T = np.zeros((2, 4), dtype=int)  # every step counted
+    impl = buggy("rnn", _rnn_backward(_carried_dh_dropped))
+    result = check_case("c", spec, data.params, data.X, T, impl=impl, impl_name="buggy", fd="off")
+    dx = next(r for r in result.rows if r.quantity == "dL/dx" and r.pair == "buggy~torch")
+    assert dx.status == "mismatch"
+    assert "step 3 agrees, step 2 does not" in dx.diagnosis, dx.diagnosis
+    assert "(rnn)" in dx.diagnosis and "backprop through time" in dx.diagnosis
+
+
+def test_step_hints_forward_and_backward() -> None:
+    from oracle.step_hints import step_hint
+
+    ref = np.ones((2, 5, 3))
+    wrong = ref.copy()
+    wrong[1, 2, 0] = 1.5
+    assert step_hint(wrong, ref, rtol=1e-6, backward=True).startswith("steps 3–4 agree, step 2 does not")
+    assert step_hint(wrong, ref, rtol=1e-6, backward=False) == "steps 0–1 agree, step 2 does not"
+    wrong[0, 4, 1] = 0.0
+    assert step_hint(wrong, ref, rtol=1e-6, backward=True).startswith("already the last step (4) differs")
+    assert step_hint(ref, ref, rtol=1e-6, backward=True) == ""
