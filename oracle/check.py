@@ -36,8 +36,8 @@ from oracle.compare import CALL, FAILING_STATUSES, Row, compare_arrays, error_ro
 from oracle.diagnosis import array_pattern, entry_hint, l2_hint, structural_hint
 from oracle.finite_diff import fd_directional_many, fd_gradients, fd_targets, random_directions_many
 from oracle.raised import describe_exception
-from oracle.supports import Unsupported
 from oracle.step_hints import step_hint
+from oracle.supports import Unsupported
 from oracle.torch_twin import torch_backprop
 from refbp import interrupts
 from refbp.layers.names import PARAMETER_KINDS

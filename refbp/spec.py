@@ -127,7 +127,7 @@ class LossSpec:
     """``index`` (integer class labels) is allowed for ``softmax_cross_entropy`` only."""
 
     def __post_init__(self) -> None:
-        _one_of(self.kind, LOSSES, "LossSpec.kind")
+        _one_of(self.kind, LOSSES + SEQUENCE_LOSSES, "LossSpec.kind")
         _one_of(self.reduction, REDUCTIONS, "LossSpec.reduction")
         _one_of(self.targets, TARGET_FORMS, "LossSpec.targets")
 

@@ -50,7 +50,7 @@ MALFORMED = {
         ),
         'type = "conv"',
         "network.layers[1].type: expected one of dense, conv2d, max_pool2d, avg_pool2d, batchnorm, layernorm, "
-        "groupnorm, dropout, flatten, got 'conv'",
+        "groupnorm, dropout, flatten, embedding, rnn, lstm, temporal_affine, last_step, got 'conv'",
     ),
     "typed network": (
         _variant(
