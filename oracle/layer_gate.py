@@ -27,14 +27,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from hypothesis import HealthCheck, Phase, find, given, settings
-from hypothesis import seed as hypothesis_seed
+from hypothesis import HealthCheck, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
 from oracle.compare import FAILING_STATUSES, Row, compare_arrays, error_row
 from oracle.layer_styles import CALLERS, STYLES
+from oracle.strategies import seeded_examples
 from oracle.twin.sequential import TWINS
+from refbp.errors import InputError
 from refbp.layers.registry import LAYER_TYPES, layer_from_dict
 
 
@@ -89,7 +90,7 @@ def layer_cases(draw: st.DrawFn, layer: str | Mapping[str, Any], *, spatial: boo
     fixed = {"type": layer} if isinstance(layer, str) else dict(layer)
     kind = fixed.get("type", "dense")
     if kind not in LAYER_TYPES:
-        raise ValueError(f"layer: expected one of {', '.join(LAYER_TYPES)}, got {kind!r}")
+        raise InputError("layer", "one of " + ", ".join(LAYER_TYPES), kind, source="assert_layer_matches")
     batch, channels = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     table: dict[str, Any] = {}
     if kind == "conv2d":
@@ -185,22 +186,14 @@ def assert_layer_matches(
     vectors (False); by default both are drawn.
     """
     if style not in STYLES:
-        raise ValueError(f"style: expected one of {', '.join(STYLES)}, got {style!r}")
+        raise InputError("style", "one of " + ", ".join(STYLES), style, source="assert_layer_matches")
     if isinstance(cases, bool) or not isinstance(cases, int) or cases < 1:
-        raise ValueError(f"cases: expected a positive integer, got {cases!r}")
+        raise InputError("cases", "a positive integer", cases, source="assert_layer_matches")
     strategy = layer_cases(layer, spatial=spatial)
     failures: list[tuple[LayerCase, list[Row]]] = []
     total = [0]
 
-    @settings(
-        max_examples=cases,
-        phases=[Phase.generate],
-        database=None,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    @hypothesis_seed(seed)
-    @given(strategy)
+    @seeded_examples(strategy, cases, seed)
     def generate(case: LayerCase) -> None:
         total[0] += 1
         rows = check_layer_case(forward, backward, case, style, f"c{total[0]:04d}")

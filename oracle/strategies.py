@@ -33,6 +33,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import given as draw_from
+from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -334,3 +337,25 @@ def _backprop_inputs(draw: st.DrawFn, specs, parameter_bounds: dict, batch_bound
     params = draw(parameters(spec, **parameter_bounds))
     X, T = draw(batches(spec, **batch_bounds))
     return spec, params, X, T
+
+
+def seeded_examples(
+    strategy: st.SearchStrategy[Any], n: int, seed: int
+) -> Callable[[Callable[..., None]], Callable[[], None]]:
+    """Decorate a check so that calling it runs it on ``n`` examples of ``strategy``, drawn from ``seed``.
+
+    Generation only (no shrinking, no example database, no deadline, no health checks): the same
+    seed draws the same examples, so a sweep or a gate is reproducible.
+    """
+
+    def decorate(check: Callable[..., None]) -> Callable[[], None]:
+        run = settings(
+            max_examples=n,
+            phases=[Phase.generate],
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        return run(hypothesis_seed(seed)(draw_from(strategy)(check)))
+
+    return decorate

@@ -35,6 +35,7 @@ from oracle.cases import Case
 from oracle.check import CaseResult, Implementation, check_arrays, describe
 from oracle.compare import Row
 from oracle.families import family_cases
+from oracle.strategies import seeded_examples
 from refbp import interrupts
 from refbp.network import backprop as refbp_backprop
 
@@ -125,15 +126,7 @@ def run_sweep(
             case_id, case.spec, case.materialize(), impl=impl, impl_name=impl_name, fd=fd, device=device, seed=case.seed
         )
 
-    @settings(
-        max_examples=n_cases,
-        phases=[Phase.generate],
-        database=None,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    @hypothesis_seed(seed)
-    @given(strategy)
+    @seeded_examples(strategy, n_cases, seed)
     def generate(case: Case) -> None:
         index = drawn[0]
         if index >= n_cases:
