@@ -214,7 +214,9 @@ class TorchNet:
 
     def loss(self, weights: list[Any], biases: list[Any], x: Any) -> Any:
         """The total loss with the twin's activations and data loss (:mod:`oracle.torch_twin`)."""
-        from oracle.torch_twin import _activation, _reduction_scale, _summed_data_loss
+        from oracle.twin.losses import activation as _activation
+        from oracle.twin.losses import reduction_scale as _reduction_scale
+        from oracle.twin.losses import summed_data_loss as _summed_data_loss
 
         spec = self.spec
         unit_dim = 1 - spec.batch_axis

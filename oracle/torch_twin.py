@@ -33,10 +33,7 @@ import numpy as np
 import torch
 from torch.nn.functional import one_hot
 
-from oracle.twin.losses import activation as _activation
-from oracle.twin.losses import probability_loss_grad as _probability_loss_grad
-from oracle.twin.losses import reduction_scale as _reduction_scale
-from oracle.twin.losses import summed_data_loss as _summed_data_loss
+from oracle.twin.losses import activation, probability_loss_grad, reduction_scale, summed_data_loss
 from refbp.data import as_inputs, as_targets
 from refbp.errors import InputError
 from refbp.params import load_parameters
@@ -46,7 +43,6 @@ from refbp.trace import ForwardTrace, Gradients, LayerForward, LayerGradients
 __all__ = ["TORCH_DTYPES", "resolve_device", "torch_backprop"]
 
 TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
-_TORCH_DTYPES = TORCH_DTYPES
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -113,7 +109,7 @@ def torch_backprop(
     T_np = as_targets(spec, T, batch)
     params_np = load_parameters(spec, params)
     dev = resolve_device(device)
-    dtype = _TORCH_DTYPES[spec.dtype]
+    dtype = TORCH_DTYPES[spec.dtype]
     unit_dim = 1 - spec.batch_axis
 
     def leaf(array: np.ndarray) -> torch.Tensor:
@@ -140,14 +136,14 @@ def torch_backprop(
                 z = a @ W + (b if b is not None else 0)
             else:
                 z = W @ a + (b[:, None] if b is not None else 0)
-            a = _activation(layer, unit_dim)(z)
+            a = activation(layer, unit_dim)(z)
             z.retain_grad()
             a.retain_grad()  # for identity a is z itself: ∂L/∂a = δ
             zs.append(z)
             activations.append(a)
 
-        scale = _reduction_scale(spec, batch)
-        data_loss = _summed_data_loss(spec.loss.kind, zs[-1], activations[-1], t, unit_dim) * scale
+        scale = reduction_scale(spec, batch)
+        data_loss = summed_data_loss(spec.loss.kind, zs[-1], activations[-1], t, unit_dim) * scale
         penalized = weights + ([b for b in biases if b is not None] if spec.l2.include_bias else [])
         penalty = 0.5 * spec.l2.lam * torch.stack([(p**2).sum() for p in penalized]).sum()
         (data_loss + penalty).backward()
@@ -159,7 +155,7 @@ def torch_backprop(
     layer_grads: list[LayerGradients] = []
     for n, (z, a, W, b) in enumerate(zip(zs, activations, weights, biases, strict=True), start=1):
         # a_L is off the loss graph for a from-logits loss (see the module docstring).
-        grad_a = _probability_loss_grad(spec.loss.kind, a, t, scale) if n == spec.depth and from_logits else a.grad
+        grad_a = probability_loss_grad(spec.loss.kind, a, t, scale) if n == spec.depth and from_logits else a.grad
         layer_grads.append(
             LayerGradients(
                 delta=out(z.grad),

@@ -84,7 +84,8 @@ def torch_state(
     """The torch twin on the current torch parameters; ``da/dz`` by autograd through torch's activation."""
     import torch
 
-    from oracle.torch_twin import _activation, torch_backprop
+    from oracle.torch_twin import torch_backprop
+    from oracle.twin.losses import activation as _activation
 
     params = {name: t.detach().cpu().numpy().copy() for name, t in tensors.items()}
     trace, grads = torch_backprop(spec, params, X, T, device=device)
