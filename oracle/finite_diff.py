@@ -213,7 +213,7 @@ def _divisor(spec: NetworkSpec, batch: int) -> float:
     return float(batch * spec.outputs) if spec.loss.kind == "mse" else float(batch)
 
 
-def _swap(array: np.ndarray, spec: NetworkSpec) -> np.ndarray:
+def layout_swap(array: np.ndarray, spec: NetworkSpec) -> np.ndarray:
     """Spec layout ↔ internal rows-are-examples layout (transpose the last two axes for ``out_in``)."""
     return array if spec.layout == "in_out" else np.swapaxes(array, -1, -2)
 
@@ -263,11 +263,11 @@ def _dense_targets(spec: NetworkSpec, T: np.ndarray) -> np.ndarray:
     """Validated targets → float64 ``(N, k)`` in the internal layout (integer labels one-hot encoded)."""
     if spec.loss.targets == "index":
         return np.eye(spec.outputs)[T]
-    return np.ascontiguousarray(_swap(T.astype(np.float64), spec))
+    return np.ascontiguousarray(layout_swap(T.astype(np.float64), spec))
 
 
 def _internal_params(spec: NetworkSpec, params: dict[str, np.ndarray]) -> tuple[list, list]:
-    Ws = [_swap(params[f"W{layer}"], spec) for layer in range(1, spec.depth + 1)]
+    Ws = [layout_swap(params[f"W{layer}"], spec) for layer in range(1, spec.depth + 1)]
     bs = [params.get(f"b{layer}") for layer in range(1, spec.depth + 1)]
     return Ws, bs
 
@@ -309,7 +309,7 @@ def _prepare(spec: Any, params: Any, X: Any, T: Any, *, with_loss: bool = True) 
     targets = _dense_targets(spec, as_targets(spec, T, batch))
     checked, _ = _check_params(spec, params)
     Ws, bs = _internal_params(spec, checked)
-    x = np.ascontiguousarray(_swap(x, spec))
+    x = np.ascontiguousarray(layout_swap(x, spec))
     zs, acts = [], [x]
     for _, z, a in _forward_from(spec, Ws, bs, 0, "a", x[None]):
         zs.append(z[0])
@@ -408,7 +408,7 @@ def fd_gradients(
             else:
                 values, kinks, steps = _fd_activation(net, layer, "z" if quantity == "delta" else "a")
             if quantity != "dL/db":  # every other quantity is 2-D in the spec's layout
-                values, kinks, steps = (np.ascontiguousarray(_swap(v, net.spec)) for v in (values, kinks, steps))
+                values, kinks, steps = (np.ascontiguousarray(layout_swap(v, net.spec)) for v in (values, kinks, steps))
             result.values[key], result.kinks[key], result.steps[key] = values, kinks, steps
     return result
 
@@ -629,7 +629,7 @@ def _check_directions(net: _Net, key: Key, directions: Any) -> _Directions:
     quantity = key[1]
     theta = _quantity_base(net, key)
     two_d = quantity != "dL/db"
-    shape = _swap(theta, spec).shape if two_d else theta.shape
+    shape = layout_swap(theta, spec).shape if two_d else theta.shape
     try:
         V = np.asarray(directions, dtype=np.float64)  # never written (``unit`` may be V itself)
     except (TypeError, ValueError):
@@ -643,7 +643,7 @@ def _check_directions(net: _Net, key: Key, directions: Any) -> _Directions:
     if not np.isfinite(norms).all() and not np.isfinite(V).all():
         raise InputError("directions", "finite numbers", "NaN or infinity")
     if two_d:
-        V = _swap(V, spec)
+        V = layout_swap(V, spec)
     if abs(norms - 1.0).max() <= 4 * EPS:  # unit directions already (random_directions): v̂ = v to 4ε
         unit = V
     else:
@@ -990,7 +990,7 @@ def stacked_loss(spec: NetworkSpec, params: Mapping[str, Any], X: Any, T: Any) -
         checked, size = _check_params(spec, params, stacked=True)
         x = np.asarray(X, dtype=np.float64) if np.ndim(X) == 3 else None
         if x is None:
-            x = _swap(as_inputs(spec, X), spec)[None]
+            x = layout_swap(as_inputs(spec, X), spec)[None]
         else:
             as_inputs(spec, x[0])  # shape check of one element
             if not np.all(np.isfinite(x)):
@@ -998,7 +998,7 @@ def stacked_loss(spec: NetworkSpec, params: Mapping[str, Any], X: Any, T: Any) -
             if size not in (1, x.shape[0]):
                 raise InputError("X", f"a stack of {size} inputs (as the parameters)", f"{x.shape[0]}")
             size = x.shape[0]
-            x = _swap(x, spec)
+            x = layout_swap(x, spec)
         batch = x.shape[1]
         targets = _dense_targets(spec, as_targets(spec, T, batch))
         Ws, bs = _internal_params(spec, checked)
@@ -1011,10 +1011,11 @@ def preactivations(spec: NetworkSpec, params: Mapping[str, Any], X: Any) -> list
     """The unperturbed ``z_1 … z_L`` in float64, in the spec's layout (``(N, n_l)`` / ``(n_l, N)``)."""
     with np.errstate(under="ignore"):
         spec = _check_spec(spec)
-        x = _swap(as_inputs(spec, X), spec)
+        x = layout_swap(as_inputs(spec, X), spec)
         checked, _ = _check_params(spec, params)
         Ws, bs = _internal_params(spec, checked)
-        return [np.ascontiguousarray(_swap(z[0], spec)) for _, z, _ in _forward_from(spec, Ws, bs, 0, "a", x[None])]
+        stages = _forward_from(spec, Ws, bs, 0, "a", x[None])
+        return [np.ascontiguousarray(layout_swap(z[0], spec)) for _, z, _ in stages]
 
 
 def suggested_tolerance(loss_scale: float, grad_scale: float, candidate_dtype: str = "float64") -> tuple[float, float]:

@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from oracle.compare import tolerance_for
-from oracle.finite_diff import _activate, _swap, fd_gradients, preactivations, stacked_loss
+from oracle.fd_functions import activate
+from oracle.finite_diff import fd_gradients, layout_swap, preactivations, stacked_loss
 from refbp.activations import activation_for
 from refbp.data import batch_size
 from refbp.network import backprop
@@ -113,10 +114,10 @@ def fd_state(spec: NetworkSpec, params: Parameters, X: np.ndarray, T: np.ndarray
         values[(name[0], int(name[1:]))] = np.asarray(value, dtype=np.float64)
     for number, (layer, z) in enumerate(zip(spec.layers, preactivations(spec, params, X), strict=True), start=1):
         values[("z", number)] = z
-        values[("a", number)] = _swap(_activate(_swap(z, spec), layer), spec)
+        values[("a", number)] = layout_swap(activate(layout_swap(z, spec), layer), spec)
         if layer.activation != "softmax":
             h = FD_STEP * np.maximum(1.0, np.abs(z))
-            values[(LOCAL_QUANTITY, number)] = (_activate(z + h, layer) - _activate(z - h, layer)) / (2 * h)
+            values[(LOCAL_QUANTITY, number)] = (activate(z + h, layer) - activate(z - h, layer)) / (2 * h)
             kinks[(LOCAL_QUANTITY, number)] = (np.abs(z) < h) & (layer.activation in ("relu", "leaky_relu"))
     return State(params=params, values=values, kinks=kinks)
 

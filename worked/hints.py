@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from oracle.diagnosis import array_pattern
-from oracle.finite_diff import _swap
+from oracle.finite_diff import layout_swap
 from refbp.data import batch_size
 from worked.aliases import LOCAL_QUANTITY, Entry
 from worked.example_file import WorkedExample
@@ -106,8 +106,8 @@ def path_terms(example: Any, state: State, entry: Entry) -> list[tuple[str, floa
     slope = state.values.get((LOCAL_QUANTITY, layer))
     if slope is None:
         return []
-    f = _swap(slope, spec)
-    delta = _swap(state.values[("delta", layer + 1)], spec)
+    f = layout_swap(slope, spec)
+    delta = layout_swap(state.values[("delta", layer + 1)], spec)
     W = state.values[("W", layer + 1)]
     W = W if spec.layout == "in_out" else W.T
     through = f[:, :, None] * delta[:, None, :] * W[None, :, :]  # (N, n_l, n_{l+1})
@@ -126,7 +126,7 @@ def path_terms(example: Any, state: State, entry: Entry) -> list[tuple[str, floa
         terms = [(label(n, j, k), float(through[n, j, k] * factor)) for k in range(W.shape[1])]
     elif quantity == "dL/dW":
         i, j = entry.index if spec.layout == "in_out" else entry.index[::-1]
-        a_prev = _swap(state.values[("a", layer - 1) if layer > 1 else ("x", 0)], spec)
+        a_prev = layout_swap(state.values[("a", layer - 1) if layer > 1 else ("x", 0)], spec)
         for n, k in itertools.product(range(batch), range(W.shape[1])):
             terms.append((label(n, j, k), float(a_prev[n, i] * through[n, j, k])))
     else:
