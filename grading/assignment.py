@@ -48,7 +48,7 @@ SEVERITIES = ("fail", "warn", "off")
 ADVISORIES = {"inplace": "warn", "large_inputs": "warn"}
 GRADS_KEYS = ("dA{l}", "dA{l+1}", "either")
 #: ``--interface`` names and the built-in assignment each stands for.
-ALIASES = {"layers": "layers-all", "deep": "deep-all", "spec": "spec-all", "rnn": "cs231n-a3-rnn"}
+ALIASES = {"layers": "layers-all", "deep": "deep-all", "spec": "spec-all", "rnn": "cs231n-a3-rnn", "nhwc": "dlai-c4w1"}
 _TOP_KEYS = {
     "name", "description", "style", "support", "allow_imports", "load", "advisory", "tolerance", "conventions",
     "functions",

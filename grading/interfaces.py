@@ -3,6 +3,7 @@
 * ``layers`` — row-major layer functions returning ``(out, cache)`` (:mod:`grading.oracle_layers`);
 * ``deep`` — column-major deep-network functions (:mod:`grading.oracle_deep`);
 * ``rnn`` — CS231n's recurrent layer functions (:mod:`grading.oracle_rnn`);
+* ``nhwc`` — the deeplearning.ai convolution notebook, channels last (:mod:`grading.oracle_nhwc`);
 * ``spec`` — ``backprop(spec_dict, params, X, Y) -> grads`` on refbp's spec (:mod:`grading.oracle_spec`).
 """
 
@@ -47,6 +48,11 @@ INTERFACES: dict[str, Interface] = {
             "rnn",
             "row-major recurrent layers: rnn/lstm step and sequence, word embedding, temporal affine and loss",
             "grading.oracle_rnn",
+        ),
+        Interface(
+            "nhwc",
+            "channels-last convolution step by step: zero_pad, conv_single_step, conv and pool forward/backward",
+            "grading.oracle_nhwc",
         ),
         Interface(
             "spec", "backprop(spec_dict, params, X, Y) -> grads for a whole refbp network", "grading.oracle_spec"

@@ -164,6 +164,56 @@ CATALOGUE: tuple[Pattern, ...] = (
         _alternative("mask_ignored"),
         "the mask is ignored: steps where mask is False must add nothing to the loss and get zero gradient",
     ),
+    # the channels-last convolution notebook (grading/oracle_nhwc.py)
+    Pattern(
+        "zero_pad_wrong_axes",
+        _alternative("zero_pad_wrong_axes"),
+        "the wrong axes are padded: pad only the height and width of each image, never the examples or the "
+        "channels — np.pad(X, ((0, 0), (pad, pad), (pad, pad), (0, 0)))",
+    ),
+    Pattern("bias_left_out", _alternative("bias_left_out"), "the bias b is not added: Z = Σ a_slice_prev·W + b"),
+    Pattern(
+        "conv_padding_not_removed",
+        _alternative("conv_padding_not_removed"),
+        "dA_prev still has the padding: cut pad rows and columns off both sides of the height and width "
+        "(da_prev_pad[pad:-pad, pad:-pad, :]) before storing it in dA_prev",
+    ),
+    Pattern(
+        "conv_padding_cropped_wrong",
+        _alternative("conv_padding_cropped_wrong"),
+        "the padding is cut from one end only: remove pad rows and columns from both sides of the height and "
+        "width (da_prev_pad[pad:-pad, pad:-pad, :]), not da_prev_pad[:n_H_prev, :n_W_prev, :]",
+    ),
+    Pattern(
+        "backward_stride_ignored",
+        _alternative("backward_stride_ignored"),
+        "the backward pass ignores the stride: the window of output (h, w) starts at vert_start = h * stride, "
+        "horiz_start = w * stride, as in the forward pass",
+    ),
+    Pattern(
+        "dW_not_accumulated",
+        _alternative("dW_not_accumulated"),
+        "dW holds only part of its sum: it adds up every window of every example — initialise dW once, before "
+        "the loop over the examples, and accumulate with +=",
+    ),
+    Pattern(
+        "db_not_summed",
+        _alternative("db_not_summed"),
+        "db is not summed over all of dZ: it adds up dZ over the examples and both spatial axes, shape "
+        "(1, 1, 1, n_C) — np.sum(dZ, axis=(0, 1, 2)) reshaped, or += inside every loop",
+    ),
+    Pattern(
+        "pool_mask_ignored",
+        _alternative("pool_mask_ignored"),
+        "the gradient goes to every position of the window: max pooling passes dA only to the position of the "
+        "window's maximum — multiply by create_mask_from_window(a_prev_slice)",
+    ),
+    Pattern(
+        "pool_average_not_divided",
+        _alternative("pool_average_not_divided"),
+        "average pooling's gradient is not divided by the window size: each of the n_H·n_W (f·f) positions gets "
+        "dz / (n_H·n_W) — see distribute_value",
+    ),
     Pattern(
         "sign_flipped",
         _sign_flipped,
