@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from grading.error_hints import error_hint
 from grading.patterns import diagnose
 from grading.plan import Expect, FunctionCheck, PathStep
 from grading.sandbox import CheckOutcome, SandboxOutcome
@@ -138,11 +139,11 @@ def _expect_row(check: FunctionCheck, expect: Expect, outcome: CheckOutcome) -> 
             source = check.calls[index - 1].function if index else failed
             text = f"cannot take the cache from what {source} returned ({error.get('type')}: {error.get('message')})"
             return _row(check, expect.quantity, expect.points, "type", text)
+        hint = error_hint(error)
         if failed == check.target:
-            return _row(check, expect.quantity, expect.points, "error", f"raised {error_text(error)}")
-        return _row(
-            check, expect.quantity, expect.points, "error", f"{failed} raised {error_text(error)}, so no cache to use"
-        )
+            return _row(check, expect.quantity, expect.points, "error", f"raised {error_text(error)}", diagnosis=hint)
+        text = f"{failed} raised {error_text(error)}, so no cache to use"
+        return _row(check, expect.quantity, expect.points, "error", text, diagnosis=hint)
     value, problem = _follow(outcome.results[expect.call], expect.path, check.calls[expect.call].function)
     if problem:
         status = "key" if problem.startswith("missing key") else "type"

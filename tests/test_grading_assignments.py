@@ -170,7 +170,10 @@ def test_builtins_and_aliases():
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        (("style", 'style = "layers"', 'style = "conv"'), "style: expected one of layers, deep, rnn, nhwc, spec, got 'conv'"),
+        (
+            ("style", 'style = "layers"', 'style = "conv"'),
+            "style: expected one of layers, deep, rnn, nhwc, spec, got 'conv'",
+        ),
         (("severity", 'inplace = "fail"', 'inplace = "maybe"'), "advisory.inplace: expected one of fail, warn, off"),
         (("role", 'role = "svm_loss"', 'role = "hinge"'), "functions.hinge_loss.role: expected a function of the"),
         (("points", "points = 6", "points = -6"), "functions.dense_backward.points: expected a positive number"),

@@ -163,11 +163,57 @@ def test_each_convolution_bug_fails_its_function_with_its_hint(bugs: tuple[str, 
         assert named and all(words in r.diagnosis for r in named), [(r.check, r.pattern, r.diagnosis) for r in failing]
 
 
+def _cell_and_line(notebook: Path, text: str) -> tuple[int, int]:
+    for number, cell in enumerate(nbformat.read(str(notebook), as_version=4).cells, start=1):
+        for line_number, line in enumerate(cell.source.split("\n"), start=1):
+            if text in line and cell.cell_type == "code":
+                return number, line_number
+    raise AssertionError(text)
+
+
+@pytest.mark.parametrize(
+    ("bias", "error", "raised_at", "failing", "words"),
+    [
+        (
+            "Z = Z + float(b)",
+            "TypeError: only 0-dimensional arrays",
+            "Z = Z + float(b)",
+            {"conv_single_step", "conv_forward", "conv_backward"},
+            "b.item()",
+        ),
+        (
+            "Z = Z + b",
+            "ValueError: setting an array element with a sequence",
+            "Z[i, h, w, c] = conv_single_step(a_slice_prev, weights, biases)",
+            {"conv_forward", "conv_backward"},
+            "np.sum(s) + b",
+        ),
+    ],
+)
+def test_a_bias_kept_as_an_array_as_older_numpy_allowed_fails_with_the_reason(
+    bias: str, error: str, raised_at: str, failing: set[str], words: str, tmp_path: Path
+) -> None:
+    notebook = nbformat.read(str(NOTEBOOK), as_version=4)
+    cell = next(c for c in notebook.cells if "def conv_single_step(" in c.source)
+    cell.source = cell.source.replace("Z = Z + b.item()", bias)
+    path = tmp_path / "conv.ipynb"
+    nbformat.write(notebook, str(path))
+    result = grade_submission(path, "dlai-c4w1", 0, LIMITS)
+    wrong = [r for r in result.rows if not r.passed]
+    assert {r.target for r in wrong} == failing
+    cell_number, line = _cell_and_line(path, raised_at)
+    where = f"(cell {cell_number}, line {line}: {raised_at})"
+    forward = [r for r in wrong if r.target != "conv_single_step"]  # conv_backward: its forward call raised
+    assert all(r.status == "error" and error in r.message and where in r.message for r in forward)
+    assert all(f"NumPy {np.__version__}" in r.diagnosis and words in r.diagnosis for r in forward)
+
+
 def test_the_check_command_grades_the_notebook_and_lists_the_preset(capsys) -> None:
     assert main(["check", str(NOTEBOOK), "--assignment", "dlai-c4w1"]) == 0
     assert (
         f"PASS: Convolution_model_Step_by_Step.ipynb: {POINTS}/{POINTS} (dlai-c4w1, seed 0" in capsys.readouterr().out
     )
+    assert main(["check", str(NOTEBOOK), "--interface", "nhwc"]) == 0
     assert main(["assignments"]) == 0
     listing = capsys.readouterr().out
     assert "dlai-c4w1" in listing and "pool_backward" in listing
