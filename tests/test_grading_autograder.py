@@ -99,6 +99,16 @@ def test_a_buggy_submission_loses_the_points_of_what_it_gets_wrong(bundle, tmp_p
     assert "times too large" in output
 
 
+def test_the_convolution_notebook_preset_gives_full_marks_in_the_gradescope_layout(tmp_path):
+    out = tmp_path / "c4w1.zip"
+    assert main(["autograder", "dlai-c4w1", "--out", str(out)]) == 0
+    notebook = COURSES / "Convolution_model_Step_by_Step.ipynb"
+    results = _gradescope(tmp_path / "run", out, {"Convolution_model_Step_by_Step.ipynb": notebook})
+    assert results["score"] == 16 == sum(test["max_score"] for test in results["tests"])
+    assert all(test["status"] == "passed" for test in results["tests"])
+    assert "Assignment dlai-c4w1" in results["output"]
+
+
 def test_an_empty_submission_gets_a_result_that_says_so(bundle, tmp_path):
     results = _gradescope(tmp_path, bundle, {"notes.txt": Path(__file__)})
     assert results["score"] == 0 and "No .py or .ipynb file" in results["output"]
