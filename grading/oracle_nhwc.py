@@ -62,6 +62,12 @@ def _hints(m: int, axis: int | None = None, alternatives: dict | None = None) ->
     return Hints(batch=m, batch_name="m", batch_axis=axis, alternatives=alternatives or {})
 
 
+def _cached_input(A_prev: np.ndarray, pad: int = 0) -> Expect:
+    """The first item of a forward function's cache: its input ``A_prev``, as the notebook's tests read it."""
+    padded = {"cache_holds_padded_input": (ref.zero_pad(A_prev, pad),)} if pad else {}
+    return Expect("cache[0]", 0, (1, 0), A_prev, _hints(A_prev.shape[0], 0, padded))
+
+
 def _settings_label(**values: int | str) -> str:
     return " (" + ", ".join(f"{k}={v}" for k, v in values.items()) + ")"
 
@@ -126,7 +132,8 @@ def _conv_checks(seed: int) -> list[FunctionCheck]:
         checks.append(
             FunctionCheck(
                 "conv_forward" + _settings_label(f=f, stride=stride, pad=pad), "conv_forward", (call,), inputs,
-                (Expect("Z", 0, (0,), Z, _hints(Z.shape[0], 0)),), ("A_prev", "W", "b"), twin="nhwc_conv_forward",
+                (Expect("Z", 0, (0,), Z, _hints(Z.shape[0], 0)), _cached_input(inputs["A_prev"], pad)),
+                ("A_prev", "W", "b"), twin="nhwc_conv_forward",
             )
         )  # fmt: skip
     for index, (f, stride, pad) in enumerate(_conv_settings(_rng(seed, 3), backward=True)):
@@ -190,7 +197,7 @@ def _pool_checks(seed: int) -> list[FunctionCheck]:
             label = _settings_label(mode=mode, f=f, stride=stride)
             checks.append(
                 FunctionCheck("pool_forward" + label, "pool_forward", (call,), inputs,
-                              (Expect("A", 0, (0,), A, _hints(A_prev.shape[0], 0)),), ("A_prev",),
+                              (Expect("A", 0, (0,), A, _hints(A_prev.shape[0], 0)), _cached_input(A_prev)), ("A_prev",),
                               twin=f"nhwc_pool_forward_{mode}")
             )  # fmt: skip
             dA = _rng(seed, 40 + 2 * index + number).standard_normal(A.shape)

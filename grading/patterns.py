@@ -173,6 +173,12 @@ CATALOGUE: tuple[Pattern, ...] = (
     ),
     Pattern("bias_left_out", _alternative("bias_left_out"), "the bias b is not added: Z = Σ a_slice_prev·W + b"),
     Pattern(
+        "cache_holds_padded_input",
+        _alternative("cache_holds_padded_input"),
+        "the cache holds the padded input: store A_prev itself, cache = (A_prev, W, b, hparameters) — "
+        "conv_backward pads it again",
+    ),
+    Pattern(
         "conv_padding_not_removed",
         _alternative("conv_padding_not_removed"),
         "dA_prev still has the padding: cut pad rows and columns off both sides of the height and width "

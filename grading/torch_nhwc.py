@@ -43,7 +43,7 @@ def _conv(inputs: Mapping[str, np.ndarray]):
 
 
 def conv_forward(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {"Z": _conv(inputs)[0].detach().numpy()}
+    return {"Z": _conv(inputs)[0].detach().numpy(), "cache[0]": np.asarray(inputs["A_prev"])}  # the input, as given
 
 
 def conv_backward(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -60,7 +60,7 @@ def _pool(mode: str, inputs: Mapping[str, np.ndarray]):
 
 def _pool_forward(mode: str):
     def twin(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {"A": _pool(mode, inputs)[0].detach().numpy()}
+        return {"A": _pool(mode, inputs)[0].detach().numpy(), "cache[0]": np.asarray(inputs["A_prev"])}
 
     return twin
 

@@ -42,6 +42,10 @@ BUGS = {
         "conv_single_step", "    Z = Z + b.item()\n", "",
         {"conv_single_step", "conv_forward"}, "conv_single_step", "bias_left_out", "bias b is not added",
     ),
+    "padded_input_cached": (
+        "conv_forward", "cache = (A_prev, W, b, hparameters)", "cache = (A_prev_pad, W, b, hparameters)",
+        {"conv_forward", "conv_backward"}, "conv_forward", "cache_holds_padded_input", "store A_prev itself",
+    ),
     "padding_not_removed": (
         "conv_backward", "return dA_prev, dW, db", "return dA_prev_pad, dW, db",
         {"conv_backward"}, "conv_backward", "conv_padding_not_removed", "still has the padding",
@@ -98,6 +102,7 @@ GROUPS = (
     ("bias_left_out", "pool_backward_stride_ignored"),
     ("padding_not_removed", "distribute_value_not_divided"),
     ("padding_cropped_at_one_end",),
+    ("padded_input_cached",),
     ("conv_backward_stride_ignored",),
     ("dW_reset_per_example",),
     ("dW_assigned_not_added",),

@@ -37,6 +37,7 @@ CASES = {
             "mask_ignored",
             "zero_pad_wrong_axes",
             "bias_left_out",
+            "cache_holds_padded_input",
             "conv_padding_not_removed",
             "conv_padding_cropped_wrong",
             "backward_stride_ignored",
