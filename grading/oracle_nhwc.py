@@ -17,6 +17,8 @@ Conventions, as the notebook states them (channels last, ``m`` examples, ``hpara
 * ``pool_backward(dA, cache, mode) -> dA_prev``: max pooling routes each entry of ``dA`` to its
   window's maximum, average pooling spreads it evenly over the window.
 
+The first item of each forward cache is checked to be ``A_prev`` (the notebook's tests read it;
+each backward function is called with the cache its student's forward function returned).
 ``conv_backward`` is graded with ``pad ≥ 1`` only: the notebook's hint ``X[pad:-pad, pad:-pad, :]``
 is empty for ``pad = 0`` (``conv_forward`` is also graded with ``pad = 0``). The reference values
 come from refbp's NCHW layers (:mod:`grading.nhwc_reference`); :mod:`grading.torch_nhwc`
