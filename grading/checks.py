@@ -15,6 +15,7 @@ check must leave unchanged. Statuses:
 ``timeout``   the check did not finish within its time
 ``crashed``   the process died during the check (memory, a signal, ``os._exit``)
 ``not_run``   the submission ran out of time before this check
+``skipped``   an optional function the submission does not define: not graded, worth 0 of 0 points
 ``warn``      an advisory check (see :mod:`grading.assignment_plan`) that fails, at severity ``warn``:
               shown, worth no points, not a failure; the message says what went wrong
 """
@@ -35,10 +36,10 @@ from oracle.compare import compare_arrays
 
 STATUSES = (
     "ok", "mismatch", "shape", "nan", "type", "key", "mutated", "missing", "error", "timeout", "crashed", "not_run",
-    "warn",
+    "warn", "skipped",
 )  # fmt: skip
 #: Statuses that do not fail a submission.
-PASSING = ("ok", "warn")
+PASSING = ("ok", "warn", "skipped")
 PAIR = "student~oracle"
 UNCHANGED = "inputs unchanged"
 
@@ -97,6 +98,11 @@ def evaluate(check: FunctionCheck, run: SandboxOutcome) -> list[CheckRow]:
         detail = error_text(run.import_error or {})
         return _all(check, "error", f"the submission could not be imported: {detail}")
     if check.target not in run.defined:
+        if check.optional:
+            rows = _all(check, "skipped", f"{check.target} is not defined: optional, so not graded")
+            for row in rows:
+                row.max_score = 0.0
+            return rows
         return _all(check, "missing", f"{check.target} is not defined")
     missing = [name for name in check.needs if name not in run.defined]
     if missing:

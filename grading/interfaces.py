@@ -3,6 +3,7 @@
 * ``layers`` — row-major layer functions returning ``(out, cache)`` (:mod:`grading.oracle_layers`);
 * ``deep`` — column-major deep-network functions (:mod:`grading.oracle_deep`);
 * ``rnn`` — CS231n's recurrent layer functions (:mod:`grading.oracle_rnn`);
+* ``dlai-rnn`` — deeplearning.ai's column-major RNN/LSTM cells and sequences (:mod:`grading.oracle_dlai_rnn`);
 * ``spec`` — ``backprop(spec_dict, params, X, Y) -> grads`` on refbp's spec (:mod:`grading.oracle_spec`).
 """
 
@@ -47,6 +48,11 @@ INTERFACES: dict[str, Interface] = {
             "rnn",
             "row-major recurrent layers: rnn/lstm step and sequence, word embedding, temporal affine and loss",
             "grading.oracle_rnn",
+        ),
+        Interface(
+            "dlai-rnn",
+            "column-major RNN/LSTM cells and sequences (deeplearning.ai course 5 week 1), parameters/caches dicts",
+            "grading.oracle_dlai_rnn",
         ),
         Interface(
             "spec", "backprop(spec_dict, params, X, Y) -> grads for a whole refbp network", "grading.oracle_spec"

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from grading.plan import FunctionCheck
+from grading.torch_dlai_rnn import TWINS as DLAI_RNN_TWINS
 from grading.torch_rnn import TWINS as RNN_TWINS
 
 Twin = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
@@ -153,6 +154,7 @@ TWINS: dict[str, Twin] = {
     "compute_cost": _compute_cost,
     "L_model_backward": _model_backward,
     **RNN_TWINS,
+    **DLAI_RNN_TWINS,
 }
 
 
