@@ -187,7 +187,8 @@ def test_optional_must_be_a_boolean_and_round_trips_through_the_bundle(tmp_path:
 def test_refbp_assignments_lists_the_preset(capsys) -> None:
     assert main(["assignments"]) == 0
     out = capsys.readouterr().out
-    assert "dlai-c5w1" in out and "lstm_backward" in out
+    assert "dlai-c5w1 (style dlai-rnn)" in out
+    assert "  - rnn_backward: 3 points\n" in out and "  - lstm_backward: 3 points, optional\n" in out
 
 
 def _notebook_case(lstm: bool, steps: int, backward_steps: int):
@@ -240,3 +241,22 @@ def test_the_checked_in_notebook_prints_the_official_expected_values() -> None:
     assert 'gradients["dxt"][1][2] = -1.3872130506' in printed
     assert 'gradients["dx"][1][2] = [ 0.00218254  0.28205375 -0.48292508 -0.43281115]' in printed
     assert json.loads(NOTEBOOK.read_text(encoding="utf-8"))["nbformat"] == 4
+
+
+def test_the_readme_commands_for_the_preset_run_as_written(tmp_path: Path, monkeypatch, capsys) -> None:
+    import re
+    import shlex
+    import shutil
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, flags=re.S) if "dlai-c5w1 --support" in b)
+    commands = [shlex.split(line) for line in block.splitlines() if line.strip()]
+    assert [argv[:2] for argv in commands] == [["refbp", "check"], ["refbp", "autograder"]]
+    shutil.copy(NOTEBOOK, tmp_path / NOTEBOOK.name)
+    shutil.copy(HELPERS, tmp_path / HELPERS.name)
+    monkeypatch.chdir(tmp_path)
+    for argv in commands:
+        assert main(argv[1:]) == 0, argv
+    out = capsys.readouterr().out
+    assert f"PASS: {NOTEBOOK.name}: 18/18 (dlai-c5w1, seed 0, isolation namespaces)" in out
+    assert (tmp_path / "c5w1-autograder.zip").is_file()
