@@ -99,6 +99,20 @@ def _lstm_parameters(rng: np.random.Generator, n_x: int, n_a: int, n_y: int) -> 
     return params
 
 
+def _sequence_case(rng: np.random.Generator, sizes: tuple[int, ...], run, W: np.ndarray, b: np.ndarray) -> tuple:
+    """Random ``(x, a0, da)`` (``(n_x, m, T_x)``, ``(n_a, m)``, ``(n_a, m, T_x)``); ``sequence(**bug)``, which runs
+    ``run(x, h0, dh, **bug)`` (row-major) on them; its correct result; ``a (n_a, m, T_x)``; the logits ``W a + b``."""
+    n_x, n_a, m, T = sizes
+    x, a0, da = rng.standard_normal((n_x, m, T)), rng.standard_normal((n_a, m)), rng.standard_normal((n_a, m, T))
+
+    def sequence(**bug) -> dict:
+        return run(rows(x), a0.T, rows(da), **bug)
+
+    ref = sequence()
+    a = columns(ref["h"])
+    return (x, a0, da), sequence, ref, a, np.einsum("ya,amt->ymt", W, a) + b[:, :, None]
+
+
 def rows(sequence: np.ndarray) -> np.ndarray:
     """``(n, m, T_x)`` → refbp's ``(m, T_x, n)``."""
     return sequence.transpose(1, 2, 0)
@@ -178,6 +192,31 @@ def _forward_expects(names: tuple[str, ...], values: tuple[np.ndarray, ...], m: 
     return tuple(expects)
 
 
+def _sequence_checks(
+    kind: str,
+    data: tuple[np.ndarray, np.ndarray, np.ndarray],
+    p: Mapping[str, np.ndarray],
+    outputs: Mapping[str, np.ndarray],
+    logits: np.ndarray,
+    grads: Mapping[str, np.ndarray],
+    bugs: Mapping[str, list[dict]],
+    terms: Mapping[str, str],
+) -> list[FunctionCheck]:
+    """``{kind}_forward(x, a0, parameters)`` (``outputs``, then the caches) and ``{kind}_backward(da, caches)``."""
+    x, a0, da = data
+    m = x.shape[1]
+    inputs = {"x": x, "a0": a0, **p}
+    forward = Call(f"{kind}_forward", (arg("x"), arg("a0"), arrays_dict({key: key for key in p})))
+    backward = Call(f"{kind}_backward", (arg("da"), returned(0, len(outputs))))
+    return [
+        FunctionCheck(f"{kind}_forward", f"{kind}_forward", (forward,), inputs,
+                      _forward_expects(tuple(outputs), tuple(outputs.values()), m, logits), tuple(inputs),
+                      twin=f"dlai_{kind}_forward"),
+        FunctionCheck(f"{kind}_backward", f"{kind}_backward", (forward, backward), {**inputs, "da": da},
+                      _expects(1, grads, bugs, m, terms), (*inputs, "da"), twin=f"dlai_{kind}_backward"),
+    ]  # fmt: skip
+
+
 def _rnn_checks(seed: int) -> list[FunctionCheck]:
     rng = _rng(seed, 0)
     n_x, n_a, n_y, m, T = _sizes(rng)
@@ -193,28 +232,20 @@ def _rnn_checks(seed: int) -> list[FunctionCheck]:
 
     cell_inputs = {"xt": xt, "a_prev": a_prev, **p}
     cell_call = Call("rnn_cell_forward", (arg("xt"), arg("a_prev"), params))
-    x, a0, da = rng.standard_normal((n_x, m, T)), rng.standard_normal((n_a, m)), rng.standard_normal((n_a, m, T))
-
-    def sequence(**bug) -> dict:
-        return rnn_sequence(rows(x), a0.T, row_p, rows(da), **bug)
-
-    ref = sequence()
-    a = columns(ref["h"])
-    logits = np.einsum("ya,amt->ymt", p["Wya"], a) + p["by"][:, :, None]
+    data, sequence, ref, a, logits = _sequence_case(
+        rng, (n_x, n_a, m, T), lambda x, h0, dh, **bug: rnn_sequence(x, h0, row_p, dh, **bug), p["Wya"], p["by"]
+    )
     seq_bugs = {
         "carried_dh_dropped": [rnn_gradients(sequence(step=carried_dropped_step), cell=False)],
         "dWh_not_summed": [rnn_gradients(sequence(sum_wh=False), cell=False)],
         "tanh_prime_wrong_step": [rnn_gradients(sequence(step=tanh_wrong_step), cell=False)],
     }
-    seq_inputs = {"x": x, "a0": a0, **p}
-    seq_call = Call("rnn_forward", (arg("x"), arg("a0"), params))
+    outputs = {"a": a, "y_pred": softmax(logits, axis=0)}
+    grads = rnn_gradients(ref, cell=False)
     return [
         FunctionCheck("rnn_cell_forward", "rnn_cell_forward", (cell_call,), cell_inputs,
                       _forward_expects(("a_next", "yt_pred"), (a_next, softmax(step_logits, axis=0)), m, step_logits),
                       tuple(cell_inputs), twin="dlai_rnn_cell_forward"),
-        FunctionCheck("rnn_forward", "rnn_forward", (seq_call,), seq_inputs,
-                      _forward_expects(("a", "y_pred"), (a, softmax(logits, axis=0)), m, logits), tuple(seq_inputs),
-                      twin="dlai_rnn_forward"),
         FunctionCheck(
             "rnn_cell_backward", "rnn_cell_backward",
             (cell_call, Call("rnn_cell_backward", (arg("da_next"), returned(0, 2)))),
@@ -222,11 +253,7 @@ def _rnn_checks(seed: int) -> list[FunctionCheck]:
             _expects(1, cell(), {"tanh_prime_wrong_step": [cell(step=tanh_wrong_step)]}, m, TERMS),
             (*cell_inputs, "da_next"), twin="dlai_rnn_cell_backward",
         ),
-        FunctionCheck(
-            "rnn_backward", "rnn_backward", (seq_call, Call("rnn_backward", (arg("da"), returned(0, 2)))),
-            {**seq_inputs, "da": da}, _expects(1, rnn_gradients(ref, cell=False), seq_bugs, m, TERMS),
-            (*seq_inputs, "da"), twin="dlai_rnn_backward",
-        ),
+        *_sequence_checks("rnn", data, p, outputs, logits, grads, seq_bugs, TERMS),
     ]  # fmt: skip
 
 
@@ -282,14 +309,9 @@ def _lstm_checks(seed: int) -> list[FunctionCheck]:
     }
     cell_inputs = {"xt": xt, "a_prev": a_prev, "c_prev": c_prev, **p}
     cell_call = Call("lstm_cell_forward", (arg("xt"), arg("a_prev"), arg("c_prev"), params))
-    x, a0, da = rng.standard_normal((n_x, m, T)), rng.standard_normal((n_a, m)), rng.standard_normal((n_a, m, T))
-
-    def sequence(**bug) -> dict:
-        return lstm_sequence(rows(x), a0.T, row_p, rows(da), **bug)
-
-    ref = sequence()
-    a = columns(ref["h"])
-    logits = np.einsum("ya,amt->ymt", p["Wy"], a) + p["by"][:, :, None]
+    data, sequence, ref, a, logits = _sequence_case(
+        rng, (n_x, n_a, m, T), lambda x, h0, dh, **bug: lstm_sequence(x, h0, row_p, dh, **bug), p["Wy"], p["by"]
+    )
     seq_bugs = {
         "gate_order_swapped": [_lstm_sequence_gradients(sequence(order_back="fiog"))],
         "forget_factor_missing": [_lstm_sequence_gradients(sequence(step=_lstm_step_bug("forget")))],
@@ -297,16 +319,13 @@ def _lstm_checks(seed: int) -> list[FunctionCheck]:
             _lstm_sequence_gradients(sequence(step=_lstm_step_bug(name))) for name in ("carried_a", "carried_both")
         ],
     }
-    seq_inputs = {"x": x, "a0": a0, **p}
-    seq_call = Call("lstm_forward", (arg("x"), arg("a0"), params))
+    outputs = {"a": a, "y": softmax(logits, axis=0), "c": columns(ref["c"])}
+    grads = _lstm_sequence_gradients(ref)
     cell_out = (h.T, c.T, softmax(step_logits, axis=0))
     return [
         FunctionCheck("lstm_cell_forward", "lstm_cell_forward", (cell_call,), cell_inputs,
                       _forward_expects(("a_next", "c_next", "yt_pred"), cell_out, m, step_logits), tuple(cell_inputs),
                       twin="dlai_lstm_cell_forward"),
-        FunctionCheck("lstm_forward", "lstm_forward", (seq_call,), seq_inputs,
-                      _forward_expects(("a", "y", "c"), (a, softmax(logits, axis=0), columns(ref["c"])), m, logits),
-                      tuple(seq_inputs), twin="dlai_lstm_forward"),
         FunctionCheck(
             "lstm_cell_backward", "lstm_cell_backward",
             (cell_call, Call("lstm_cell_backward", (arg("da_next"), arg("dc_next"), returned(0, 3)))),
@@ -314,11 +333,7 @@ def _lstm_checks(seed: int) -> list[FunctionCheck]:
             _expects(1, _lstm_cell_gradients(cell()), cell_bugs, m, LSTM_TERMS),
             (*cell_inputs, "da_next", "dc_next"), twin="dlai_lstm_cell_backward",
         ),
-        FunctionCheck(
-            "lstm_backward", "lstm_backward", (seq_call, Call("lstm_backward", (arg("da"), returned(0, 3)))),
-            {**seq_inputs, "da": da}, _expects(1, _lstm_sequence_gradients(ref), seq_bugs, m, LSTM_TERMS),
-            (*seq_inputs, "da"), twin="dlai_lstm_backward",
-        ),
+        *_sequence_checks("lstm", data, p, outputs, logits, grads, seq_bugs, LSTM_TERMS),
     ]  # fmt: skip
 
 
