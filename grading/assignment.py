@@ -24,8 +24,8 @@ An assignment is a TOML file::
     role = "affine_backward"          # ... and the style's function it plays (default: the same name)
     points = 4                        # shared by the function's check rows (default: one point per row)
     scenarios = 2                     # random scenarios, each with its own inputs (default 1)
-    optional = true                   # may be left out: then its rows are "skipped", worth 0 of 0 points
-                                      # (default false); a function that is defined is graded in full
+    optional = true                   # may be left out (default false): its rows are then "skipped", 0 of 0
+                                      # points; so are they when every call raised or returned no numbers
 
 Functions the file does not list are not graded, whatever else a submission defines. The
 built-in assignments ship in ``grading/assignments/``; ``--interface layers|deep|spec`` is

@@ -9,6 +9,7 @@ functions are optional.
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 import zipfile
 from pathlib import Path
@@ -151,11 +152,49 @@ def test_leaving_out_the_optional_lstm_backward_passes_with_the_points_that_rema
     result = grade_submission(path, "dlai-c5w1", 0, LIMITS, support=[HELPERS])
     skipped = [r for r in result.rows if r.status == "skipped"]
     assert {r.target for r in skipped} == OPTIONAL
-    assert all(r.score == r.max_score == 0 and "optional, so not graded" in r.message for r in skipped)
+    assert all(r.score == r.max_score == 0 for r in skipped)
+    assert {r.message for r in skipped} == {
+        "optional, so not graded: lstm_cell_backward is not defined",
+        "optional, so not graded: lstm_backward is not defined",
+    }
     assert result.passed and result.score == result.max_score == 12
     feedback = render_markdown(result)
     assert "| lstm_backward | 0/0 | optional, not submitted |" in feedback
     assert "all 8 checks pass" in feedback
+
+
+def _template(source: str) -> str:
+    """The cell as the course hands it out: each assignment between START and END CODE HERE set to ``None``."""
+    lines, inside = [], False
+    for line in source.split("\n"):
+        inside = (inside or "### START CODE HERE" in line) and "### END CODE HERE" not in line
+        if inside and re.match(r"\s+\+ ", line):
+            continue  # the second line of a two-line expression
+        lines.append(re.sub(r"^(\s+[\w\[\]:, ]+? \+?= ).*$", r"\1None", line) if inside else line)
+    return "\n".join(lines)
+
+
+def test_the_untouched_template_of_the_optional_functions_is_skipped_not_failed(tmp_path: Path) -> None:
+    notebook = nbformat.read(str(NOTEBOOK), as_version=4)
+    for cell in notebook.cells:
+        if any(f"def {name}(" in cell.source for name in OPTIONAL):
+            cell.source = _template(cell.source)
+            compile(cell.source, "cell", "exec")
+            assert "dc_prev = None" in cell.source or "dx[:,:,t] = None" in cell.source
+    path = tmp_path / "rnn_step_by_step.ipynb"
+    nbformat.write(notebook, str(path))
+    result = grade_submission(path, "dlai-c5w1", 0, LIMITS, support=[HELPERS])
+    assert result.passed and result.score == result.max_score == 12
+    skipped = {}
+    for row in result.rows:
+        if row.status == "skipped":
+            skipped.setdefault(row.target, row.message)
+    assert set(skipped) == OPTIONAL
+    unpack = "optional, so not graded: raised TypeError: cannot unpack non-iterable NoneType object"
+    assert skipped["lstm_cell_backward"].startswith(unpack) and skipped["lstm_cell_backward"].endswith(
+        "line 32: n_x, m = None)"
+    )
+    assert skipped["lstm_backward"].startswith(unpack) and skipped["lstm_backward"].endswith("n_a, m, T_x = None)")
 
 
 def test_an_optional_function_that_is_handed_in_wrong_still_fails(tmp_path: Path) -> None:
@@ -244,7 +283,6 @@ def test_the_checked_in_notebook_prints_the_official_expected_values() -> None:
 
 
 def test_the_readme_commands_for_the_preset_run_as_written(tmp_path: Path, monkeypatch, capsys) -> None:
-    import re
     import shlex
     import shutil
 
