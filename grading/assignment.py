@@ -51,6 +51,7 @@ ADVISORIES = {"inplace": "warn", "large_inputs": "warn"}
 GRADS_KEYS = ("dA{l}", "dA{l+1}", "either")
 #: ``--interface`` names and the built-in assignment each stands for.
 ALIASES = {"layers": "layers-all", "deep": "deep-all", "spec": "spec-all", "rnn": "cs231n-a3-rnn"}
+ALIASES["dlai-rnn"] = "dlai-c5w1"
 _TOP_KEYS = {
     "name", "description", "style", "support", "allow_imports", "load", "advisory", "tolerance", "conventions",
     "functions",

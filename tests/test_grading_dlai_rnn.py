@@ -226,7 +226,8 @@ def test_optional_must_be_a_boolean_and_round_trips_through_the_bundle(tmp_path:
 def test_refbp_assignments_lists_the_preset(capsys) -> None:
     assert main(["assignments"]) == 0
     out = capsys.readouterr().out
-    assert "dlai-c5w1 (style dlai-rnn)" in out
+    assert "dlai-c5w1 (style dlai-rnn, --interface dlai-rnn)" in out
+    assert resolve("dlai-rnn").name == "dlai-c5w1"
     assert "  - rnn_backward: 3 points\n" in out and "  - lstm_backward: 3 points, optional\n" in out
 
 
