@@ -155,7 +155,8 @@ def lstm_gradients(dWx: np.ndarray, dWh: np.ndarray, db: np.ndarray) -> dict[str
     """refbp's stacked LSTM weight gradients as the notebook's ``dWf, dbf, dWi, …`` (weights on ``[a_prev; xt]``)."""
     n_a = dWh.shape[0]
     grads = {}
-    for k, gate in enumerate("ifog"):
+    for gate in "figo":  # the notebook's order: dWf, dbf, dWi, dbi, dWc, dbc, dWo, dbo
+        k = "ifog".index(gate)
         block = slice(k * n_a, (k + 1) * n_a)
         grads["dW" + GATES[gate]] = np.concatenate([dWh[:, block], dWx[:, block]], axis=0).T
         grads["db" + GATES[gate]] = db[block][:, None]
