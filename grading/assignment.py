@@ -4,7 +4,7 @@ An assignment is a TOML file::
 
     name = "my-course-hw3"            # how reports and `refbp assignments` call it
     description = "one line"
-    style = "layers"                  # layers | deep | spec: the calling conventions (grading/oracle_*.py)
+    style = "layers"                  # layers | deep | rnn | dlai-rnn | spec: the calling conventions
     support = ["helpers.py"]          # course helper files, relative to this file, put beside the submission
     allow_imports = []                # blocked packages (torch, refbp, …) the submission may import anyway
     load = "defs"                     # defs | all: what of the file runs (default: defs for notebooks, all for .py)
@@ -24,6 +24,8 @@ An assignment is a TOML file::
     role = "affine_backward"          # ... and the style's function it plays (default: the same name)
     points = 4                        # shared by the function's check rows (default: one point per row)
     scenarios = 2                     # random scenarios, each with its own inputs (default 1)
+    optional = true                   # may be left out (default false): its rows are then "skipped", 0 of 0
+                                      # points; so are they when every call raised or returned no numbers
 
 Functions the file does not list are not graded, whatever else a submission defines. The
 built-in assignments ship in ``grading/assignments/``; ``--interface layers|deep|spec`` is
@@ -48,12 +50,19 @@ SEVERITIES = ("fail", "warn", "off")
 ADVISORIES = {"inplace": "warn", "large_inputs": "warn"}
 GRADS_KEYS = ("dA{l}", "dA{l+1}", "either")
 #: ``--interface`` names and the built-in assignment each stands for.
-ALIASES = {"layers": "layers-all", "deep": "deep-all", "spec": "spec-all", "rnn": "cs231n-a3-rnn", "nhwc": "dlai-c4w1"}
+ALIASES = {
+    "layers": "layers-all",
+    "deep": "deep-all",
+    "spec": "spec-all",
+    "rnn": "cs231n-a3-rnn",
+    "nhwc": "dlai-c4w1",
+    "dlai-rnn": "dlai-c5w1",
+}
 _TOP_KEYS = {
     "name", "description", "style", "support", "allow_imports", "load", "advisory", "tolerance", "conventions",
     "functions",
 }  # fmt: skip
-_FUNCTION_KEYS = {"role", "points", "scenarios"}
+_FUNCTION_KEYS = {"role", "points", "scenarios", "optional"}
 MAX_SCENARIOS = 20
 
 
@@ -61,13 +70,15 @@ MAX_SCENARIOS = 20
 class GradedFunction:
     """One graded function: the course's ``name``, the style function it plays (``role``), its points and scenarios.
 
-    ``points`` ``None`` means one point per check row.
+    ``points`` ``None`` means one point per check row; an ``optional`` function may be missing
+    from a submission without failing it.
     """
 
     name: str
     role: str
     points: float | None = None
     scenarios: int = 1
+    optional: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -242,7 +253,10 @@ def _function(name: str, entry: Any, roles: tuple[str, ...], style: str) -> Grad
     scenarios = entry.get("scenarios", 1)
     if isinstance(scenarios, bool) or not isinstance(scenarios, int) or not 1 <= scenarios <= MAX_SCENARIOS:
         raise InputError(where + ".scenarios", f"an integer from 1 to {MAX_SCENARIOS}", scenarios)
-    return GradedFunction(name, role, None if points is None else float(points), scenarios)
+    optional = entry.get("optional", False)
+    if not isinstance(optional, bool):
+        raise InputError(where + ".optional", "true or false", optional)
+    return GradedFunction(name, role, None if points is None else float(points), scenarios, optional)
 
 
 def support_files(paths: list[Path] | tuple[Path, ...]) -> list[Path]:

@@ -29,7 +29,9 @@ def _is_large(check: FunctionCheck) -> bool:
     return any(expect.hints.large_inputs for expect in check.expects)
 
 
-def _adapted(check: FunctionCheck, assignment: Assignment, name: str, scenario: int, scenarios: int) -> FunctionCheck:
+def _adapted(
+    check: FunctionCheck, assignment: Assignment, name: str, scenario: int, scenarios: int, optional: bool = False
+) -> FunctionCheck:
     """``check`` with the course's names, the scenario in its name and the assignment's severities (no points yet)."""
     names = assignment.renamed
     label = name + check.name[len(check.target) :]
@@ -49,6 +51,7 @@ def _adapted(check: FunctionCheck, assignment: Assignment, name: str, scenario: 
         rtol=assignment.rtol,
         atol=assignment.atol,
         grads_keys=assignment.grads_keys if check.target == "L_model_backward" else "",
+        optional=optional,
     )
 
 
@@ -80,7 +83,7 @@ def assignment_plan(assignment: Assignment, seed: int) -> tuple[FunctionCheck, .
                     continue
                 if _is_large(check) and assignment.severity("large_inputs") == "off":
                     continue
-                checks.append(_adapted(check, assignment, graded.name, scenario, graded.scenarios))
+                checks.append(_adapted(check, assignment, graded.name, scenario, graded.scenarios, graded.optional))
         plan += _weighted(checks, graded.points)
     return tuple(plan)
 

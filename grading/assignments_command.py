@@ -33,7 +33,8 @@ def describe(assignment) -> list[str]:
         if graded.points is not None:
             points = f"{graded.points:g} point" + ("" if graded.points == 1 else "s")
         scenarios = f", {graded.scenarios} scenarios" if graded.scenarios > 1 else ""
-        lines.append(f"  - {graded.name}{role}: {points}{scenarios}")
+        optional = ", optional" if graded.optional else ""
+        lines.append(f"  - {graded.name}{role}: {points}{scenarios}{optional}")
     return [line for line in lines if line]
 
 

@@ -74,6 +74,8 @@ def _assignment_toml(assignment: Assignment, support: list[Path]) -> str:
             entry["points"] = graded.points
         if graded.scenarios != 1:
             entry["scenarios"] = graded.scenarios
+        if graded.optional:
+            entry["optional"] = True
         functions[graded.name] = entry
     data["functions"] = functions
     return tomli_w.dumps(data)

@@ -15,6 +15,8 @@ check must leave unchanged. Statuses:
 ``timeout``   the check did not finish within its time
 ``crashed``   the process died during the check (memory, a signal, ``os._exit``)
 ``not_run``   the submission ran out of time before this check
+``skipped``   an optional function the submission does not define, or whose every call raised or returned no
+              numbers (the unfinished template of an ungraded exercise): not graded, worth 0 of 0 points
 ``warn``      an advisory check (see :mod:`grading.assignment_plan`) that fails, at severity ``warn``:
               shown, worth no points, not a failure; the message says what went wrong
 """
@@ -36,11 +38,13 @@ from oracle.compare import compare_arrays
 
 STATUSES = (
     "ok", "mismatch", "shape", "nan", "type", "key", "mutated", "missing", "error", "timeout", "crashed", "not_run",
-    "warn",
+    "warn", "skipped",
 )  # fmt: skip
 #: Statuses that do not fail a submission.
-PASSING = ("ok", "warn")
+PASSING = ("ok", "warn", "skipped")
 PAIR = "student~oracle"
+#: Statuses of rows that got no number to compare: an optional function whose rows are all so was not attempted.
+_NOT_ATTEMPTED = ("error", "type", "key")
 UNCHANGED = "inputs unchanged"
 
 
@@ -98,6 +102,8 @@ def evaluate(check: FunctionCheck, run: SandboxOutcome) -> list[CheckRow]:
         detail = error_text(run.import_error or {})
         return _all(check, "error", f"the submission could not be imported: {detail}")
     if check.target not in run.defined:
+        if check.optional:
+            return _skipped(_all(check, "missing", f"{check.target} is not defined"))
         return _all(check, "missing", f"{check.target} is not defined")
     missing = [name for name in check.needs if name not in run.defined]
     if missing:
@@ -107,6 +113,8 @@ def evaluate(check: FunctionCheck, run: SandboxOutcome) -> list[CheckRow]:
         state = "not_run" if outcome is None else outcome.state
         return _all(check, state, outcome.message if outcome else "not run")
     rows = [_expect_row(check, expect, outcome) for expect in check.expects]
+    if check.optional and all(row.status in _NOT_ATTEMPTED for row in rows):
+        return _skipped(rows + ([_unchanged_row(check, outcome)] if check.watch else []))
     if check.severity == "warn":
         rows = [_as_warning(row, check.advisory) for row in rows]
     if check.watch:
@@ -115,6 +123,14 @@ def evaluate(check: FunctionCheck, run: SandboxOutcome) -> list[CheckRow]:
             rows.append(row)
         elif row.status in ("ok", "mutated"):  # a check that did not complete says nothing about its inputs
             rows.append(_as_warning(row, "inplace"))
+    return rows
+
+
+def _skipped(rows: list[CheckRow]) -> list[CheckRow]:
+    """The rows of an optional function that was not handed in (or only as its template): 0 of 0 points."""
+    for row in rows:
+        row.message = f"optional, so not graded: {row.message}" if row.message else "optional, so not graded"
+        row.status, row.score, row.max_score = "skipped", 0.0, 0.0
     return rows
 
 

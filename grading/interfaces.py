@@ -4,6 +4,7 @@
 * ``deep`` — column-major deep-network functions (:mod:`grading.oracle_deep`);
 * ``rnn`` — CS231n's recurrent layer functions (:mod:`grading.oracle_rnn`);
 * ``nhwc`` — the deeplearning.ai convolution notebook, channels last (:mod:`grading.oracle_nhwc`);
+* ``dlai-rnn`` — deeplearning.ai's column-major RNN/LSTM cells and sequences (:mod:`grading.oracle_dlai_rnn`);
 * ``spec`` — ``backprop(spec_dict, params, X, Y) -> grads`` on refbp's spec (:mod:`grading.oracle_spec`).
 """
 
@@ -53,6 +54,11 @@ INTERFACES: dict[str, Interface] = {
             "nhwc",
             "channels-last convolution step by step: zero_pad, conv_single_step, conv and pool forward/backward",
             "grading.oracle_nhwc",
+        ),
+        Interface(
+            "dlai-rnn",
+            "column-major RNN/LSTM cells and sequences (deeplearning.ai course 5 week 1), parameters/caches dicts",
+            "grading.oracle_dlai_rnn",
         ),
         Interface(
             "spec", "backprop(spec_dict, params, X, Y) -> grads for a whole refbp network", "grading.oracle_spec"

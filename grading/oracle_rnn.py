@@ -96,9 +96,12 @@ def rnn_sequence(x: np.ndarray, h0: np.ndarray, p: dict, dh: np.ndarray, step=No
     return {"h": h, "dx": dx, "dh0": dnext, "dWx": grads["Wx"], "dWh": grads["Wh"], "db": grads["b"]}
 
 
-def lstm_sequence(x: np.ndarray, h0: np.ndarray, p: dict, dh: np.ndarray, order_back: str = "ifog") -> dict:
-    """``h`` and the gradients of ``lstm_backward`` (gates ``i, f, o, g``), ``h0 (N, H)`` per example;
-    ``order_back`` other than ``ifog`` is the swapped-gate-order bug."""
+def lstm_sequence(x: np.ndarray, h0: np.ndarray, p: dict, dh: np.ndarray, order_back: str = "ifog", step=None) -> dict:
+    """``h``, ``c`` and the gradients of ``lstm_backward`` (gates ``i, f, o, g``), ``h0 (N, H)``, ``c0 = 0``.
+
+    ``order_back`` other than ``ifog`` is the swapped-gate-order bug; ``step(dh_t, dnext_h,
+    dnext_c, x_t, prev_h, prev_c, c_t, gates, p)`` replaces one step's backward (a bug's).
+    """
     N, T, _ = x.shape
     H = h0.shape[1]
     prev_h, prev_c, steps = h0, np.zeros((N, H)), []
@@ -111,20 +114,27 @@ def lstm_sequence(x: np.ndarray, h0: np.ndarray, p: dict, dh: np.ndarray, order_
     dx, dnext_h, dnext_c = np.empty_like(x), np.zeros((N, H)), np.zeros((N, H))
     for t in range(T - 1, -1, -1):
         before_h, before_c, c_t, gates = steps[t]
-        dx[:, t], dnext_h, dnext_c, dWx, dWh, db = lstm.step_backward(
-            dh[:, t] + dnext_h, dnext_c, x[:, t], before_h, before_c, c_t, gates, p["Wx"], p["Wh"], order_back
-        )
+        if step is None:
+            parts = lstm.step_backward(
+                dh[:, t] + dnext_h, dnext_c, x[:, t], before_h, before_c, c_t, gates, p["Wx"], p["Wh"], order_back
+            )
+        else:
+            parts = step(dh[:, t], dnext_h, dnext_c, x[:, t], before_h, before_c, c_t, gates, p)
+        dx[:, t], dnext_h, dnext_c, dWx, dWh, db = parts
         grads["Wx"] += dWx
         grads["Wh"] += dWh
         grads["b"] += db
-    return {"h": h, "dx": dx, "dh0": dnext_h, "dWx": grads["Wx"], "dWh": grads["Wh"], "db": grads["b"]}
+    c = np.stack([s[2] for s in steps], axis=1)
+    return {"h": h, "c": c, "dx": dx, "dh0": dnext_h, "dWx": grads["Wx"], "dWh": grads["Wh"], "db": grads["b"]}
 
 
-def _carried_dropped(dh_t, dnext, x_t, before, h_t, p):
+def carried_dropped_step(dh_t, dnext, x_t, before, h_t, p):
+    """One RNN step's backward from the upstream ``dh_t`` alone (the carried-gradient-dropped bug)."""
     return rnn.step_backward(dh_t, x_t, before, h_t, p["Wx"], p["Wh"])
 
 
-def _tanh_wrong_step(dh_t, dnext, x_t, before, h_t, p):
+def tanh_wrong_step(dh_t, dnext, x_t, before, h_t, p):
+    """One RNN step's backward with tanh' taken at the previous state (the tanh'-from-the-wrong-step bug)."""
     return rnn.step_backward(dh_t + dnext, x_t, before, before, p["Wx"], p["Wh"])
 
 
@@ -159,9 +169,9 @@ def _rnn_checks(seed: int) -> list[FunctionCheck]:
     x, h0, dh = rng.standard_normal((N, T, D)), rng.standard_normal((N, H)), rng.standard_normal((N, T, H))
     ref = rnn_sequence(x, h0, p, dh)
     bugs = {
-        "carried_dh_dropped": rnn_sequence(x, h0, p, dh, step=_carried_dropped),
+        "carried_dh_dropped": rnn_sequence(x, h0, p, dh, step=carried_dropped_step),
         "dWh_not_summed": rnn_sequence(x, h0, p, dh, sum_wh=False),
-        "tanh_prime_wrong_step": rnn_sequence(x, h0, p, dh, step=_tanh_wrong_step),
+        "tanh_prime_wrong_step": rnn_sequence(x, h0, p, dh, step=tanh_wrong_step),
     }
     seq_inputs = {"x": x, "h0": h0, **p}
     seq_call = Call("rnn_forward", tuple(arg(k) for k in ("x", "h0", "Wx", "Wh", "b")))

@@ -50,6 +50,7 @@ STATUS_WORDS = {
     "crashed": "crashed the process",
     "not_run": "not run (out of time)",
     "warn": "warning",
+    "skipped": "optional, not submitted",
 }
 
 
@@ -288,7 +289,8 @@ def render_markdown(result: SubmissionResult, level: int = 1) -> str:
     for name, rows in by_function.items():
         points = f"{sum(r.score for r in rows):g}/{sum(r.max_score for r in rows):g}"
         bad = sorted({STATUS_WORDS.get(r.status, r.status) for r in rows if not r.passed})
-        lines.append(f"| {_cell(name)} | {points} | {_cell('fail: ' + ', '.join(bad)) if bad else 'pass'} |")
+        verdict = "pass" if any(r.status != "skipped" for r in rows) else STATUS_WORDS["skipped"]
+        lines.append(f"| {_cell(name)} | {points} | {_cell('fail: ' + ', '.join(bad)) if bad else verdict} |")
     lines += ["", f"{h}# Every check", "", "| check | quantity | result | points |", "|---|---|---|---:|"]
     for row in result.rows:
         cells = [row.check, row.quantity, STATUS_WORDS.get(row.status, row.status), f"{row.score:g}/{row.max_score:g}"]

@@ -26,6 +26,16 @@ from oracle.diagnosis import array_pattern
 MATCH_RTOL = 1e-6
 
 PatternTest = Callable[[np.ndarray, np.ndarray, Hints], bool]
+#: The variables the recurrent hints name, in CS231n's words; a check's ``Hints.terms`` gives its course's.
+RECURRENT_TERMS = {
+    "dh": "dh",
+    "dh_t": "dh[:, t]",
+    "dprev_h": "dprev_h",
+    "carried_more": "",
+    "dWh": "dWh",
+    "next_h": "next_h",
+    "gate_rule": "read in a different order than the forward pass wrote them: CS231n's columns are i, f, o, g",
+}
 
 
 @dataclass(frozen=True)
@@ -135,23 +145,29 @@ CATALOGUE: tuple[Pattern, ...] = (
     Pattern(
         "carried_dh_dropped",
         _alternative("carried_dh_dropped"),
-        "the gradient carried back from step t+1 is missing: each step's dh is the upstream dh[:, t] "
-        "plus the dprev_h returned by the step after it",
+        "the gradient carried back from step t+1 is missing: each step's {dh} is the upstream {dh_t} "
+        "plus the {dprev_h} returned by the step after it{carried_more}",
     ),
     Pattern(
         "dWh_not_summed",
         _alternative("dWh_not_summed"),
-        "dWh is the last step's only: the shared weights' gradients are summed over every time step (+=, not =)",
+        "{dWh} is one step's only: the shared weights' gradients are summed over every time step (+=, not =)",
     ),
     Pattern(
         "tanh_prime_wrong_step",
         _alternative("tanh_prime_wrong_step"),
-        "tanh' is taken at the wrong step: use 1 − next_h² of this step's own output, not the previous state",
+        "tanh' is taken at the wrong step: use 1 − {next_h}² of this step's own output, not the previous state",
     ),
     Pattern(
         "gate_order_swapped",
         _alternative("gate_order_swapped"),
-        "the gates are read in a different order than the forward pass wrote them: CS231n's columns are i, f, o, g",
+        "the gates are mixed up: {gate_rule}",
+    ),
+    Pattern(
+        "forget_factor_missing",
+        _alternative("forget_factor_missing"),
+        "dc_prev lacks the forget gate: the cell state reaches the previous step through c_next = ft * c_prev + …, "
+        "so dc_prev = (dc_next + da_next * ot * (1 − tanh²(c_next))) * ft",
     ),
     Pattern(
         "embedding_overwrites",
@@ -279,6 +295,7 @@ def diagnose(expected: np.ndarray, got: np.ndarray, hints: Hints) -> tuple[str, 
     expected = np.asarray(expected)
     got = np.asarray(got)
     fields = {"m": hints.batch_name, "batch": hints.batch, "got_shape": got.shape, "expected_shape": expected.shape}
+    fields |= RECURRENT_TERMS | dict(hints.terms)
     for pattern in CATALOGUE:
         if pattern.test(expected, got, hints):
             hint = pattern.hint if isinstance(pattern.hint, str) else pattern.hint(expected, got, hints)

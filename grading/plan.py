@@ -33,7 +33,8 @@ class Hints:
     parameter gradient, shape ``(batch, *expected.shape)``. ``large_inputs`` marks a
     stability check (inputs of magnitude ~1000), where any failure means an overflow or an
     underflow; ``formula`` names what is computed there (``softmax``, ``sigmoid``, ``tanh``)
-    so that the hint speaks of it.
+    so that the hint speaks of it. ``terms`` names the course's variables in the recurrent
+    hints (``{"dWh": "dWaa", …}``; see :data:`grading.patterns.RECURRENT_TERMS`).
     """
 
     batch: int = 1
@@ -44,6 +45,7 @@ class Hints:
     per_example: np.ndarray | None = None
     large_inputs: bool = False
     formula: str = ""
+    terms: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,8 @@ class FunctionCheck:
     rest: ``advisory`` names the advisory check the whole check is (``large_inputs``) and
     ``severity`` how it counts (``fail`` or ``warn``), ``watch_severity`` the same for the
     inputs row (the ``inplace`` advisory); ``rtol``/``atol`` override the tolerance;
-    ``grads_keys`` is the accepted grads-key convention of a deep-style ``L_model_backward``.
+    ``grads_keys`` is the accepted grads-key convention of a deep-style ``L_model_backward``;
+    ``optional`` marks a function the submission may leave out (its rows are then ``skipped``).
     """
 
     name: str
@@ -90,6 +93,7 @@ class FunctionCheck:
     rtol: float | None = None
     atol: float | None = None
     grads_keys: str = ""
+    optional: bool = False
 
     @property
     def needs(self) -> tuple[str, ...]:

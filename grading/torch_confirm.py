@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from grading.plan import FunctionCheck
+from grading.torch_dlai_rnn import TWINS as DLAI_RNN_TWINS
 from grading.torch_nhwc import TWINS as NHWC_TWINS
 from grading.torch_rnn import TWINS as RNN_TWINS
 
@@ -155,6 +156,7 @@ TWINS: dict[str, Twin] = {
     "L_model_backward": _model_backward,
     **RNN_TWINS,
     **NHWC_TWINS,
+    **DLAI_RNN_TWINS,
 }
 
 

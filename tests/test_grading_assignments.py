@@ -9,6 +9,7 @@ import pytest
 
 from grading.assignment import builtin_names, load, resolve
 from grading.grader import grade_submission
+from grading.interfaces import INTERFACES
 from grading.oracle_layers import svm_loss
 from grading.sandbox import SandboxLimits
 from refbp.cli import main
@@ -170,10 +171,7 @@ def test_builtins_and_aliases():
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        (
-            ("style", 'style = "layers"', 'style = "conv"'),
-            "style: expected one of layers, deep, rnn, nhwc, spec, got 'conv'",
-        ),
+        (("style", 'style = "layers"', 'style = "conv"'), f"style: expected one of {', '.join(INTERFACES)}, got 'co"),
         (("severity", 'inplace = "fail"', 'inplace = "maybe"'), "advisory.inplace: expected one of fail, warn, off"),
         (("role", 'role = "svm_loss"', 'role = "hinge"'), "functions.hinge_loss.role: expected a function of the"),
         (("points", "points = 6", "points = -6"), "functions.dense_backward.points: expected a positive number"),

@@ -33,6 +33,7 @@ CASES = {
             "dWh_not_summed",
             "tanh_prime_wrong_step",
             "gate_order_swapped",
+            "forget_factor_missing",
             "embedding_overwrites",
             "mask_ignored",
             "zero_pad_wrong_axes",
