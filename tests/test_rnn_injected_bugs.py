@@ -23,41 +23,38 @@ from refbp.layers.registry import LAYER_TYPES
 from refbp.spec import SEQUENCE_LOSSES
 
 
-def _rnn_backward(step: Callable, sum_wh: bool = True) -> Callable:
-    """refbp's BPTT loop with one step's backward replaced (``step(dout_t, dnext, x_t, prev, h_t, Wx, Wh)``)."""
+def _rnn_backward(step: Callable, sum_wh: bool = True, carry: bool = True) -> Callable:
+    """refbp's BPTT loop with one step's backward replaced (``step(dh_t, x_t, prev, h_t, params)``); ``dh_t`` is
+    ``dout_t + dnext`` or, with ``carry=False``, ``dout_t`` alone. Like refbp's, it reports every step's ``dh_t``."""
 
     def backward(layer, params, cache, dout):
         x, h = cache
         N, T, _ = x.shape
         h0 = np.broadcast_to(params["h0"], (N, layer.hidden))
-        dx = np.empty_like(x)
+        dx, dh = np.empty_like(x), np.empty_like(h)
         grads = {kind: np.zeros_like(params[kind]) for kind in ("Wx", "Wh", "b")}
         dnext = np.zeros((N, layer.hidden))
         for t in range(T - 1, -1, -1):
             prev = h[:, t - 1] if t else h0
-            dx[:, t], dnext, dWx, dWh, db = step(dout[:, t], dnext, x[:, t], prev, h[:, t], params)
+            dh[:, t] = dout[:, t] + dnext if carry else dout[:, t]
+            dx[:, t], dnext, dWx, dWh, db = step(dh[:, t], x[:, t], prev, h[:, t], params)
             grads["Wx"] += dWx
             grads["Wh"] = grads["Wh"] + dWh if sum_wh else dWh
             grads["b"] += db
         grads["h0"] = dnext.sum(axis=0)
+        grads["h"] = dh
         return dx, grads
 
     return backward
 
 
-def _right_step(dout, dnext, x, prev, h, p):
-    return rnn.step_backward(dout + dnext, x, prev, h, p["Wx"], p["Wh"])
+def _right_step(dh, x, prev, h, p):
+    return rnn.step_backward(dh, x, prev, h, p["Wx"], p["Wh"])
 
 
-def _carried_dh_dropped(dout, dnext, x, prev, h, p):
-    """Each step sees only the gradient from above: dnext from step t+1 never added."""
-    dx, dprev, dWx, dWh, db = rnn.step_backward(dout, x, prev, h, p["Wx"], p["Wh"])
-    return dx, dprev, dWx, dWh, db
-
-
-def _tanh_prime_wrong_step(dout, dnext, x, prev, h, p):
+def _tanh_prime_wrong_step(dh, x, prev, h, p):
     """tanh' taken as 1 − h_{t−1}² (the previous step's state) instead of 1 − h_t²."""
-    return rnn.step_backward(dout + dnext, x, prev, prev, p["Wx"], p["Wh"])
+    return rnn.step_backward(dh, x, prev, prev, p["Wx"], p["Wh"])
 
 
 def lstm_gate_order_swapped(layer, params, cache, dout):
@@ -81,7 +78,7 @@ def mask_ignored(spec, z, a, T):
 
 # bug → (layer type whose backward is replaced or "loss", replacement, spec bounds of the drawn networks)
 BUGS: dict[str, tuple[str, Callable, dict]] = {
-    "carried_dh_dropped": ("rnn", _rnn_backward(_carried_dh_dropped), {"layers": ["rnn"]}),
+    "carried_dh_dropped": ("rnn", _rnn_backward(_right_step, carry=False), {"layers": ["rnn"]}),
     "dWh_not_summed": ("rnn", _rnn_backward(_right_step, sum_wh=False), {"layers": ["rnn"]}),
     "tanh_prime_wrong_step": ("rnn", _rnn_backward(_tanh_prime_wrong_step), {"layers": ["rnn"]}),
     "gate_order_swapped": ("lstm", lstm_gate_order_swapped, {"layers": ["lstm"]}),
@@ -184,7 +181,7 @@ def test_the_diagnosis_names_the_step_where_the_carried_gradient_goes_missing() 
     )
     data = Case(spec, 2, 1).materialize()
     T = np.zeros((2, 4), dtype=int)  # every step counted
-    impl = buggy("rnn", _rnn_backward(_carried_dh_dropped))
+    impl = buggy("rnn", _rnn_backward(_right_step, carry=False))
     result = check_case("c", spec, data.params, data.X, T, impl=impl, impl_name="buggy", fd="off")
     dx = next(r for r in result.rows if r.quantity == "dL/dx" and r.pair == "buggy~torch")
     assert dx.status == "mismatch"
