@@ -8,6 +8,8 @@ blocks in the layer's ``gate_order``, ``c_{−1} = 0``), not from refbp's layers
 step's ``h_t`` (and ``c_t``) and list them under ``"h"`` (``"c"``), so that after the backward
 pass each tensor's ``.grad`` is the total ``∂L/∂h_t`` (``∂L/∂c_t``), every path through later
 steps included: autograd's own per-step gradients, apart from any hand-written recursion.
+``h0`` may be one state per example ``(N, H)``, and an LSTM may be given ``c0`` (else 0): one step
+of the layer gate starts from a random ``prev_h``, ``prev_c``.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def lstm(
     layer: Any, params: dict[str, torch.Tensor], x: torch.Tensor, buffers: dict, steps: dict | None = None
 ) -> tuple:
     h = params["h0"].expand(x.shape[0], -1)
-    c = torch.zeros_like(h)
+    c = params["c0"].expand(x.shape[0], -1) if "c0" in params else torch.zeros_like(h)
     states = []
     for t in range(x.shape[1]):
         blocks = torch.chunk(torch.mm(x[:, t], params["Wx"]) + torch.mm(h, params["Wh"]) + params["b"], 4, dim=1)
