@@ -40,7 +40,7 @@ from oracle.diagnosis import array_pattern, entry_hint, l2_hint, structural_hint
 from oracle.fd_steps import step_gradients, step_targets
 from oracle.finite_diff import fd_directional_many, fd_gradients, fd_targets, random_directions_many
 from oracle.raised import describe_exception
-from oracle.step_hints import carried_hint, step_hint, summed_hint
+from oracle.step_hints import carried_hint, inherited_hint, step_hint, summed_hint
 from oracle.supports import Unsupported
 from oracle.torch_twin import torch_backprop
 from refbp import interrupts
@@ -315,11 +315,14 @@ def _diagnose(spec: NetworkSpec, rows: list[Row], mine: dict, theirs: dict, *, b
                 rtol=rtol,
             )
             continue
+        inherited = ""
         if row.layer >= 1 and row.quantity.startswith("dL/d") and row.quantity not in ("dL/da", "dL/dx"):
             kinds = {} if isinstance(spec, NetworkSpec) else layer_type(spec.layers[row.layer - 1]).steps
             compared = [f"dL/d{kind}" for kind in kinds if (row.layer, f"dL/d{kind}") in agrees]
             if compared and all(agrees[(row.layer, q)] for q in compared):
                 hints.append(summed_hint(row.quantity, compared))
+            elif compared:
+                inherited = inherited_hint(row.layer, row.quantity, step_agrees)
         if candidate is not None and reference is not None:
             axis = spec.batch_axis if row.quantity in _BATCHED else None
             param = (params or {}).get(f"{row.quantity[-1]}{row.layer}") if row.quantity in ("dL/dW", "dL/db") else None
@@ -330,7 +333,7 @@ def _diagnose(spec: NetworkSpec, rows: list[Row], mine: dict, theirs: dict, *, b
             )
             if axis is not None and _is_sequence(spec, row.layer):
                 hints.append(step_hint(candidate, reference, rtol=rtol, backward=row.quantity != "a"))
-        hints.append(structural_hint(spec, row.layer, row.quantity, agrees))
+        hints.append(inherited or structural_hint(spec, row.layer, row.quantity, agrees))
         row.diagnosis = "; ".join(h for h in hints if h)
 
 

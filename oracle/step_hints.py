@@ -11,7 +11,7 @@ parameter gradient that fails although every step agrees.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -115,4 +115,19 @@ def summed_hint(quantity: str, per_step: list[str]) -> str:
     return (
         f"every step's {names} agrees, so the backward of each step is right: {quantity} goes wrong where the "
         "steps' contributions are summed (every step counted once, none overwritten)"
+    )
+
+
+def inherited_hint(layer: int, quantity: str, step_agrees: Mapping[tuple[int, str, int], bool]) -> str:
+    """A parameter gradient of a layer whose per-step gradients already differ: it sums what they carry.
+
+    ``step_agrees[(layer, q, t)]`` says whether per-step quantity ``q`` of ``layer`` agrees at step ``t``.
+    """
+    failing = [(t, q) for (number, q, t), ok in step_agrees.items() if number == layer and not ok]
+    if not failing:
+        return ""
+    step, first = max(failing, key=lambda item: (item[0], -STEP_QUANTITIES.index(item[1])))
+    return (
+        f"{first} of layer {layer} already differs at step {step}: {quantity} is built from the per-step "
+        "gradients and inherits the error — fix that step first"
     )

@@ -136,9 +136,9 @@ def quantity_map(trace: ForwardTrace | None, grads: Gradients | None) -> dict[tu
             if layer.delta is not None:
                 out[(number, "delta")] = layer.delta
             out[(number, "dL/da")] = layer.grad_a
-            for kind, grad in layer.parameter_gradients().items():
-                out[(number, f"dL/d{kind}")] = grad
             for kind, grad in layer.steps.items():
+                out[(number, f"dL/d{kind}")] = grad
+            for kind, grad in layer.parameter_gradients().items():
                 out[(number, f"dL/d{kind}")] = grad
         out[(0, "dL/dx")] = grads.grad_x
     return out
