@@ -311,6 +311,7 @@ def render_html(summary: Mapping, rows: pd.DataFrame | None = None) -> str:
             case, layer, index = where_text(w)
             where = f"<code>{escape_html(case)}</code>, layer {escape_html(layer)}"
             where += f", <code>{escape_html(index)}</code>" if index else ""
+            where += "" if w.get("step") is None else f", step {escape_html(w['step'])}"
             failing = w["n_failing"] > 0
             status = f'<span class="bad">{w["n_failing"]} failing</span>' if failing else escape_html(w["status"])
             worst_rows.append(
