@@ -19,6 +19,7 @@ import numpy as np
 
 from oracle.fd_recurrent import FD_RECURRENT
 from oracle.fd_typed import MEMORY_BUDGET, STEP_SCALE, loss_terms_from, prepare_net
+from refbp.errors import InputError
 from refbp.layers.registry import layer_type
 from refbp.sequential_spec import SequentialSpec
 
@@ -93,8 +94,9 @@ def step_gradients(
         kinks: dict[Key, np.ndarray] = {}
         states: dict[int, dict[str, list[np.ndarray]]] = {}
         for number, quantity in keys:
-            if (number, quantity) not in step_targets(net.spec):
-                raise ValueError(f"no per-step gradient {quantity} in layer {number}")
+            allowed = step_targets(net.spec)
+            if (number, quantity) not in allowed:
+                raise InputError("target", "one of " + ", ".join(map(str, allowed)), (number, quantity))
             kind = quantity[len("dL/d") :]
             bases = states.setdefault(number, _layer_states(net, number))[kind]
             pairs = [_one_step(net, number, kind, t, base) for t, base in enumerate(bases)]

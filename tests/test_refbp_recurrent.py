@@ -135,6 +135,8 @@ def test_per_step_gradients_agree_three_ways_and_with_the_lstm_recursion() -> No
     assert sorted(differenced) == [(1, "dL/dc"), (1, "dL/dh"), (2, "dL/dh")] and not any(
         k.any() for k in kinks.values()
     )
+    with pytest.raises(InputError, match="target: expected one of"):
+        step_gradients(spec, params, X, T, [(2, "dL/dc")])
     for (layer, quantity), value in differenced.items():
         mine = grads.layers[layer - 1].steps[quantity[-1]]
         assert mine.shape == (2, 3, 3 if layer == 2 else 2)
