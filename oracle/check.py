@@ -2,7 +2,10 @@
 
 Every quantity that two of them produce is compared (see :mod:`oracle.compare`), one
 row per ``(layer, quantity, pair)``; failing rows get a diagnosis, and the row where the
-divergence starts is named.
+divergence starts is named. A recurrent layer's per-step gradients (``dL/dh``, ``dL/dc``; which
+ones a layer has, its registry entry says) get one row per time step, from the last step down,
+whenever the implementation returns them: :mod:`oracle.fd_steps` differences them by perturbing
+each step's state inside the unrolled forward pass.
 
 Finite-difference modes:
 
@@ -34,14 +37,16 @@ import numpy as np
 
 from oracle.compare import CALL, FAILING_STATUSES, Row, compare_arrays, error_row, first_divergence
 from oracle.diagnosis import array_pattern, entry_hint, l2_hint, structural_hint
+from oracle.fd_steps import step_gradients, step_targets
 from oracle.finite_diff import fd_directional_many, fd_gradients, fd_targets, random_directions_many
 from oracle.raised import describe_exception
-from oracle.step_hints import step_hint
+from oracle.step_hints import carried_hint, inherited_hint, step_hint, summed_hint
 from oracle.supports import Unsupported
 from oracle.torch_twin import torch_backprop
 from refbp import interrupts
-from refbp.layers.names import PARAMETER_KINDS
+from refbp.layers.names import PARAMETER_KINDS, STEP_QUANTITIES
 from refbp.layers.names import PARAMETER_QUANTITIES as PARAMETER_QUANTITY_NAMES
+from refbp.layers.registry import layer_type
 from refbp.network import backprop as refbp_backprop
 from refbp.real_arrays import real_kind
 from refbp.spec import NetworkSpec
@@ -179,21 +184,18 @@ def check_case(
     scale_floor = max(float(np.abs(v).max(initial=0.0)) for k, v in theirs.items() if k[1] not in FORWARD_QUANTITIES)
     if provided is not None:
         theirs = {key: value for key, value in theirs.items() if key[1] in provided}
+    if declared is None:  # per-step gradients are compared where the implementation reports them
+        theirs = {key: value for key, value in theirs.items() if key[1] not in STEP_QUANTITIES or key in mine}
     left, ref = impl_name, "torch"
     rows: list[Row] = []
 
     def add(a, b, key, pair, kinks=None, message="") -> Row:
-        row = compare_arrays(
-            a,
-            b,
-            case=case_id,
-            layer=key[0],
-            quantity=key[1],
-            pair=pair,
-            dtype=spec.dtype,
-            kinks=kinks,
-            scale_floor=scale_floor,
-        )
+        if key[1] in STEP_QUANTITIES and _per_step(a, b):
+            for t in range(b.shape[1] - 1, -1, -1):
+                at = None if kinks is None else kinks[:, t]
+                rows.append(_compare(a[:, t], b[:, t], key, pair, spec.dtype, at, scale_floor, case_id, t))
+            return rows[-1]
+        row = _compare(a, b, key, pair, spec.dtype, kinks, scale_floor, case_id, None)
         if message and not row.message:
             row.message = message
         rows.append(row)
@@ -227,12 +229,39 @@ def check_case(
             if not error:
                 add(mine.get(key), values.values[key], key, f"{left}~fd", kinks=kinks)
             add(theirs[key], values.values[key], key, f"{ref}~fd", kinks=kinks)
+        stepped = [key for key in step_targets(spec) if key in theirs]
+        if stepped:
+            step_values, step_kinks = step_gradients(spec, params, X, T, stepped, buffers=buffers)
+            for key in stepped:
+                if not error:
+                    add(mine.get(key), step_values[key], key, f"{left}~fd", kinks=step_kinks[key])
+                add(theirs[key], step_values[key], key, f"{ref}~fd", kinks=step_kinks[key])
 
     _diagnose(spec, rows, mine, theirs, batch=int(X.shape[spec.batch_axis]), params=params)
     first = first_divergence(rows, spec.depth)
     if first is not None and provided is not None and "delta" not in provided:
         _add_entry_hint(spec, rows, first)
     return CaseResult(case=case_id, depth=spec.depth, rows=rows, first=first)
+
+
+def _per_step(a: Any, b: Any) -> bool:
+    """Both sides hold ``(N, T, H)`` arrays of the same shape: one row per step (else one row says why not)."""
+    return a is not None and b is not None and np.shape(a) == np.shape(b) and np.ndim(b) == 3
+
+
+def _compare(a, b, key, pair, dtype, kinks, scale_floor, case_id, step) -> Row:
+    return compare_arrays(
+        a,
+        b,
+        case=case_id,
+        layer=key[0],
+        quantity=key[1],
+        pair=pair,
+        dtype=dtype,
+        kinks=kinks,
+        scale_floor=scale_floor,
+        step=step,
+    )
 
 
 def _directional_rows(key, directions, along, mine, theirs, add, left, ref, error) -> list[Row]:
@@ -254,10 +283,14 @@ def _directional_rows(key, directions, along, mine, theirs, add, left, ref, erro
 def _diagnose(spec: NetworkSpec, rows: list[Row], mine: dict, theirs: dict, *, batch: int, params=None) -> None:
     """Fill ``row.diagnosis`` for failing rows of the implementation under test."""
     agrees: dict[tuple[int, str], bool] = {}
+    step_agrees: dict[tuple[int, str, int], bool] = {}
     for row in rows:
         if not row.pair.startswith("torch"):
             key = (row.layer, row.quantity)
-            agrees[key] = agrees.get(key, True) and row.status not in FAILING_STATUSES
+            ok = row.status not in FAILING_STATUSES
+            agrees[key] = agrees.get(key, True) and ok
+            if row.step is not None:
+                step_agrees[(*key, row.step)] = step_agrees.get((*key, row.step), True) and ok
     rtol = 1e-6 if spec.dtype == "float64" else 1e-3
     for row in rows:
         row_key = (row.layer, row.quantity)
@@ -265,6 +298,31 @@ def _diagnose(spec: NetworkSpec, rows: list[Row], mine: dict, theirs: dict, *, b
             continue
         hints: list[str] = []
         candidate, reference = mine.get(row_key), theirs.get(row_key)
+        if row.step is not None:
+            above = theirs.get((row.layer, "dL/da"))
+            entry = layer_type(spec.layers[row.layer - 1])
+            row.diagnosis = carried_hint(
+                layer=row.layer,
+                layer_type=entry.name,
+                formula=entry.steps.get(row.quantity[len("dL/d") :], ""),
+                quantity=row.quantity,
+                step=row.step,
+                steps=reference.shape[1],
+                ok=lambda q, t, layer=row.layer: step_agrees.get((layer, q, t), True),
+                candidate=candidate[:, row.step],
+                reference=reference[:, row.step],
+                from_above=None if above is None or row.quantity != "dL/dh" else above[:, row.step],
+                rtol=rtol,
+            )
+            continue
+        inherited = ""
+        if row.layer >= 1 and row.quantity.startswith("dL/d") and row.quantity not in ("dL/da", "dL/dx"):
+            kinds = {} if isinstance(spec, NetworkSpec) else layer_type(spec.layers[row.layer - 1]).steps
+            compared = [f"dL/d{kind}" for kind in kinds if (row.layer, f"dL/d{kind}") in agrees]
+            if compared and all(agrees[(row.layer, q)] for q in compared):
+                hints.append(summed_hint(row.quantity, compared))
+            elif compared:
+                inherited = inherited_hint(row.layer, row.quantity, step_agrees)
         if candidate is not None and reference is not None:
             axis = spec.batch_axis if row.quantity in _BATCHED else None
             param = (params or {}).get(f"{row.quantity[-1]}{row.layer}") if row.quantity in ("dL/dW", "dL/db") else None
@@ -275,7 +333,7 @@ def _diagnose(spec: NetworkSpec, rows: list[Row], mine: dict, theirs: dict, *, b
             )
             if axis is not None and _is_sequence(spec, row.layer):
                 hints.append(step_hint(candidate, reference, rtol=rtol, backward=row.quantity != "a"))
-        hints.append(structural_hint(spec, row.layer, row.quantity, agrees))
+        hints.append(inherited or structural_hint(spec, row.layer, row.quantity, agrees))
         row.diagnosis = "; ".join(h for h in hints if h)
 
 
@@ -303,7 +361,8 @@ def describe(result: CaseResult) -> str:
     if row.status == "error":
         return f"{row.pair.split('~')[0]} raised {row.message}"
     where = "input" if row.layer == 0 else f"layer {row.layer}"
-    text = f"{where}, {row.quantity} ({row.pair}): {row.status}, max rel err {row.max_rel_err:.2e}"
+    at = "" if row.step is None else f" at step {row.step}"
+    text = f"{where}, {row.quantity}{at} ({row.pair}): {row.status}, max rel err {row.max_rel_err:.2e}"
     return text + (f" — {row.diagnosis}" if row.diagnosis else "")
 
 

@@ -1,7 +1,9 @@
 """Compare two results for one quantity and emit one tidy row.
 
 A row is one ``(case, layer, quantity, pair)`` with the max abs error, the max rel
-error, the tolerance used, a status and the worst entry. Statuses:
+error, the tolerance used, a status and the worst entry; a per-step gradient of a recurrent
+layer (``dL/dh``, ``dL/dc``) has one row per time step, its ``step`` field the step (``None`` on
+every other row). Statuses:
 
 ``ok``        every compared entry is within tolerance
 ``mismatch``  some entry is not
@@ -38,15 +40,16 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from refbp.layers.names import PARAMETER_QUANTITIES, STATE_QUANTITIES
+from refbp.layers.names import PARAMETER_QUANTITIES, STATE_QUANTITIES, STEP_QUANTITIES
 
 PAIRS = ("refbp~torch", "refbp~fd", "torch~fd")
 STATUSES = ("ok", "mismatch", "shape", "nan", "kink", "missing", "error", "unsupported")
 FAILING_STATUSES = ("mismatch", "shape", "nan", "missing", "error")
 
 FORWARD_ORDER = ("z", "a", *STATE_QUANTITIES, "loss")
-# Within one layer, walking backward from the loss: ∂L/∂a_l is formed first, then δ_l, then the parameters.
-BACKWARD_ORDER = ("dL/da", "delta", *PARAMETER_QUANTITIES)
+# Within one layer, walking backward from the loss: ∂L/∂a_l is formed first, then δ_l, then (a recurrent
+# layer) each step's ∂L/∂h_t and ∂L/∂c_t from the last step down, then the parameters.
+BACKWARD_ORDER = ("dL/da", "delta", *STEP_QUANTITIES, *PARAMETER_QUANTITIES)
 
 _TOLERANCES = {
     ("analytic", "float64"): (1e-8, 1e-10),
@@ -95,6 +98,8 @@ class Row:
     dtype: str
     message: str = ""
     diagnosis: str = ""
+    step: int | None = None
+    """The time step of a per-step row (``dL/dh``, ``dL/dc``), counted from 0; ``None`` otherwise."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -115,11 +120,13 @@ def compare_arrays(
     dtype: str,
     kinks: np.ndarray | None = None,
     scale_floor: float = 0.0,
+    step: int | None = None,
 ) -> Row:
     """Compare ``left`` and ``right`` entry by entry and summarise them in one :class:`Row`.
 
     ``kinks`` (same shape, bool) marks entries that are not compared. ``scale_floor`` is
     the case-wide magnitude below which ``atol`` does not shrink (see the module docstring).
+    ``step`` is the time step the arrays belong to, for a per-step row.
     """
 
     def row(status: str, **values) -> Row:
@@ -135,11 +142,12 @@ def compare_arrays(
             n_kink=0,
         )
         base.update(values)
-        return Row(case=case, layer=layer, quantity=quantity, pair=pair, status=status, dtype=dtype, **base)
+        return Row(case=case, layer=layer, quantity=quantity, pair=pair, status=status, dtype=dtype, step=step, **base)
 
     if left is None or right is None:
         side = pair.split("~")[0 if left is None else 1]
-        return row("missing", message=f"{side} does not produce {quantity} of layer {layer}")
+        at = "" if step is None else f" at step {step}"
+        return row("missing", message=f"{side} does not produce {quantity} of layer {layer}{at}")
     x = np.asarray(left, dtype=np.float64)
     y = np.asarray(right, dtype=np.float64)
     if x.shape != y.shape:
@@ -215,20 +223,28 @@ def error_row(case: str, layer: int, pair: str, dtype: str, message: str) -> Row
     )
 
 
-def divergence_rank(layer: int, quantity: str, depth: int) -> tuple[int, int, int]:
+def divergence_rank(layer: int, quantity: str, depth: int, step: int | None = None) -> tuple[int, int, int, int]:
     """Sort key for locating where results first diverge.
 
     Forward quantities come first, walking forward from the input (a wrong ``z_l`` makes
     every later ``z``, ``a`` and the loss wrong). Gradients follow, walking backward from
     the loss: output layer first, ``dL/dx`` last (a wrong ``δ_l`` spoils every layer below).
+    Within a recurrent layer the per-step gradients walk backward in time, step ``T − 1``
+    down to 0 (``∂L/∂h_t`` before ``∂L/∂c_t`` at each step), after ``∂L/∂a`` and before the
+    parameters, whose sums over the steps depend on every step.
     """
     if quantity == CALL:  # the call itself raised: nothing after it was computed
-        return (-1, 0, 0)
+        return (-1, 0, 0, 0)
     if quantity in FORWARD_ORDER:
-        return (0, layer, FORWARD_ORDER.index(quantity))
+        return (0, layer, FORWARD_ORDER.index(quantity), 0)
     if quantity == "dL/dx":
-        return (1, depth + 1, 0)
-    return (1, depth - layer, BACKWARD_ORDER.index(quantity))
+        return (1, depth + 1, 0, 0)
+    if quantity in STEP_QUANTITIES:
+        within = STEP_QUANTITIES.index(quantity) - len(STEP_QUANTITIES) * (step or 0)
+        return (1, depth - layer, BACKWARD_ORDER.index(STEP_QUANTITIES[0]), within)
+    if quantity not in BACKWARD_ORDER:
+        return (1, depth - layer, len(BACKWARD_ORDER), 0)
+    return (1, depth - layer, BACKWARD_ORDER.index(quantity), 0)
 
 
 def first_divergence(rows: list[Row], depth: int) -> Row | None:
@@ -239,4 +255,4 @@ def first_divergence(rows: list[Row], depth: int) -> Row | None:
     errors = [r for r in failing if r.status == "error"]
     if errors:
         return errors[0]
-    return min(failing, key=lambda r: divergence_rank(r.layer, r.quantity, depth))
+    return min(failing, key=lambda r: divergence_rank(r.layer, r.quantity, depth, r.step))

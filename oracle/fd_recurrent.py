@@ -3,13 +3,21 @@ for the stacking convention: ``x (S, N, T, …)``, parameters ``(S', *shape)``, 
 
 Written from the definitions, apart from refbp's layers: one step at a time, the LSTM's blocks
 looked up by the letters of its ``gate_order``, ``c_{−1} = 0``, ``h_{−1} = h0`` for every example.
+
+``rnn`` and ``lstm`` take an optional ``at_step(t, kind, value) -> value``, called with every
+step's ``h_t`` (``"h"``) and the LSTM's ``c_t`` (``"c"``, before ``h_t`` is formed from it): it may
+record the value or replace it, and the recursion continues from what it returns. That is how
+:mod:`oracle.fd_steps` perturbs one step's state inside the unrolled forward pass.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+StepHook = Callable[[int, str, np.ndarray], np.ndarray]
 
 
 def _logistic(a: np.ndarray) -> np.ndarray:
@@ -36,16 +44,20 @@ def _pre(p: dict, x_t: np.ndarray, h: np.ndarray) -> np.ndarray:
     return np.matmul(x_t, p["Wx"]) + np.matmul(h, p["Wh"]) + p["b"][:, None, :]
 
 
-def rnn(layer: Any, p: dict, x: np.ndarray, buffers: dict) -> tuple:
+def _same(t: int, kind: str, value: np.ndarray) -> np.ndarray:
+    return value
+
+
+def rnn(layer: Any, p: dict, x: np.ndarray, buffers: dict, at_step: StepHook = _same) -> tuple:
     h = p["h0"][:, None, :]
     states = []
     for t in range(x.shape[2]):
-        h = np.tanh(_pre(p, x[:, :, t], h))
+        h = at_step(t, "h", np.tanh(_pre(p, x[:, :, t], h)))
         states.append(h)
     return np.stack(np.broadcast_arrays(*states), axis=2), None
 
 
-def lstm(layer: Any, p: dict, x: np.ndarray, buffers: dict) -> tuple:
+def lstm(layer: Any, p: dict, x: np.ndarray, buffers: dict, at_step: StepHook = _same) -> tuple:
     H = layer.hidden
     h = p["h0"][:, None, :]
     c = np.zeros_like(h)
@@ -53,8 +65,8 @@ def lstm(layer: Any, p: dict, x: np.ndarray, buffers: dict) -> tuple:
     for t in range(x.shape[2]):
         a = _pre(p, x[:, :, t], h)
         block = {gate: a[..., k * H : (k + 1) * H] for k, gate in enumerate(layer.gate_order)}
-        c = _logistic(block["f"]) * c + _logistic(block["i"]) * np.tanh(block["g"])
-        h = _logistic(block["o"]) * np.tanh(c)
+        c = at_step(t, "c", _logistic(block["f"]) * c + _logistic(block["i"]) * np.tanh(block["g"]))
+        h = at_step(t, "h", _logistic(block["o"]) * np.tanh(c))
         states.append(h)
     return np.stack(np.broadcast_arrays(*states), axis=2), None
 

@@ -65,8 +65,11 @@ def typed_targets(spec: SequentialSpec) -> list[Key]:
     return [*keys, (0, "dL/dx")]
 
 
-def _run(net: _Net, start: int, entry: str, value: np.ndarray, override: tuple[str, np.ndarray] | None = None):
-    """Loss terms ``(S, N)`` and kink flags ``(S,)`` from a value injected as ``z_start`` or ``a_start``."""
+def loss_terms_from(
+    net: _Net, start: int, entry: str, value: np.ndarray, override: tuple[str, np.ndarray] | None = None
+):
+    """Loss terms ``(S, N)`` and kink flags ``(S,)`` from a value injected as ``z_start`` or ``a_start``
+    (``override``: a stacked parameter of layer ``start`` instead, run from ``a_{start−1}``)."""
     spec = net.spec
     S = max(value.shape[0], 1 if override is None else override[1].shape[0])
     kink = np.zeros(S, dtype=bool)
@@ -98,7 +101,8 @@ def _run(net: _Net, start: int, entry: str, value: np.ndarray, override: tuple[s
     return output_terms(spec.loss.kind, a, net.T), kink
 
 
-def _prepare(spec: Any, params: Any, X: Any, T: Any, buffers: Any) -> tuple[_Net, float]:
+def prepare_net(spec: Any, params: Any, X: Any, T: Any, buffers: Any) -> tuple[_Net, float]:
+    """The float64 network with every layer's base values, and the loss."""
     if not isinstance(spec, SequentialSpec):
         raise InputError("spec", "a SequentialSpec", type(spec).__name__)
     spec = spec if spec.dtype == "float64" else spec.replace(dtype="float64")
@@ -123,7 +127,11 @@ def _prepare(spec: Any, params: Any, X: Any, T: Any, buffers: Any) -> tuple[_Net
         net.zs.append(out if layer.has_activation else None)
         a = activate(out, layer) if layer.has_activation else out
         net.acts.append(a)
-    terms, _ = _run(net, spec.depth, "z", net.zs[-1]) if net.from_logits else _run(net, spec.depth, "a", a)
+    terms, _ = (
+        loss_terms_from(net, spec.depth, "z", net.zs[-1])
+        if net.from_logits
+        else loss_terms_from(net, spec.depth, "a", a)
+    )
     penalty = 0.5 * spec.l2.lam * sum(float(np.sum(v**2)) for k, v in checked.items() if _penalised(spec, k))
     return net, float(terms.sum() / divisor + penalty)
 
@@ -164,9 +172,9 @@ def _difference(net: _Net, key: Key) -> tuple[np.ndarray, np.ndarray]:
         copies[rows, np.concatenate([idx, idx])] += np.concatenate([h[idx], -h[idx]])
         stacked = copies.reshape(2 * p, *base.shape[1:])
         if entry == "param":
-            terms, kink = _run(net, start, "a", net.acts[number - 1], (kind, stacked))
+            terms, kink = loss_terms_from(net, start, "a", net.acts[number - 1], (kind, stacked))
         else:
-            terms, kink = _run(net, start, entry, stacked)
+            terms, kink = loss_terms_from(net, start, entry, stacked)
         with np.errstate(invalid="ignore", divide="ignore"):
             diff = (terms[:p] - terms[p:]).sum(axis=1) / net.divisor
             if entry == "param" and _penalised(spec, f"{kind}{number}"):
@@ -189,7 +197,7 @@ def typed_gradients(
 ) -> tuple[dict[Key, np.ndarray], dict[Key, np.ndarray], float]:
     """``(values, kinks, loss)``: per-entry central differences of the total loss for each target key."""
     with np.errstate(under="ignore"):
-        net, loss = _prepare(spec, params, X, T, buffers)
+        net, loss = prepare_net(spec, params, X, T, buffers)
         allowed = typed_targets(net.spec)
         keys = allowed if targets is None else [(int(k[0]), str(k[1])) for k in targets]
         values, kinks = {}, {}
@@ -205,10 +213,10 @@ def kink_clearance(spec: SequentialSpec, params: Mapping[str, Any], X: Any, buff
     largest entries, over the batch (``inf`` when the network has neither)."""
     with np.errstate(under="ignore"):
         if spec.sequence_output:  # the loss only picks the targets' shape: labels (N, T)
-            net, _ = _prepare(spec, params, X, np.zeros(spec.target_shape(np.shape(X)[0]), int), buffers)
+            net, _ = prepare_net(spec, params, X, np.zeros(spec.target_shape(np.shape(X)[0]), int), buffers)
         else:
             targets = np.zeros((np.shape(X)[0], spec.outputs))
-            net, _ = _prepare(spec.replace(loss=spec.loss.__class__()), params, X, targets, buffers)
+            net, _ = prepare_net(spec.replace(loss=spec.loss.__class__()), params, X, targets, buffers)
     gaps = [math.inf]
     for number, layer in enumerate(net.spec.layers, start=1):
         if layer.has_activation and layer.activation in KINKED_ACTIVATIONS:

@@ -14,6 +14,7 @@ from oracle.gate_records import (
     unsupported_cases,
     unsupported_verdict,
 )
+from oracle.report_format import quantity_label
 from refbp.spec import NetworkSpec
 
 _SHRUNK_PREFIX = SHRUNK_PREFIX
@@ -32,7 +33,11 @@ def _first_row(rows: list[Mapping[str, Any]], depth: int) -> Mapping[str, Any]:
     from oracle.compare import divergence_rank
 
     errors = [r for r in rows if r["status"] == "error"]
-    return errors[0] if errors else min(rows, key=lambda r: divergence_rank(r["layer"], r["quantity"], depth))
+    return (
+        errors[0]
+        if errors
+        else min(rows, key=lambda r: divergence_rank(r["layer"], r["quantity"], depth, r.get("step")))
+    )
 
 
 def row_summary(row: Mapping[str, Any]) -> str:
@@ -42,7 +47,8 @@ def row_summary(row: Mapping[str, Any]) -> str:
 
     if row["status"] == "error":
         return f"{row['pair'].split('~')[0]}(spec, params, X, T) raised {row['message']}"
-    text = f"{_where(row['layer'], row['quantity'])}, {row['quantity']} ({row['pair']}): {row['status']}, "
+    what = quantity_label(row["quantity"], row.get("step"))
+    text = f"{_where(row['layer'], row['quantity'])}, {what} ({row['pair']}): {row['status']}, "
     text += f"max rel err {_fmt_err(row['max_rel_err'], row['status'])}"
     return text + (f" — {row['diagnosis']}" if row["diagnosis"] else "")
 
@@ -68,7 +74,7 @@ def _case_table(record: Mapping[str, Any], case_id: str, rows: list[Mapping[str,
         table = [
             [
                 _where(row["layer"], row["quantity"]),
-                row["quantity"],
+                quantity_label(row["quantity"], row.get("step")),
                 row["pair"],
                 row["status"],
                 _fmt_err(row["max_rel_err"], row["status"]),

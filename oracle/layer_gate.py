@@ -14,7 +14,8 @@ twin of that layer (:mod:`oracle.twin`, gradients by autograd of ``Σ out ⊙ do
 the rest are drawn. A failure raises :class:`LayerMismatch` (an ``AssertionError``) with a
 compact table, the smallest failing case hypothesis finds and a line that rebuilds its inputs.
 Dropout is compared through the mask the layer's own forward stored in its cache; batchnorm's
-updated running statistics are compared in train mode.
+updated running statistics are compared in train mode. ``layer="rnn_step"`` and ``"lstm_step"``
+check one time step (random ``prev_h``, ``prev_c`` and ``dnext_*``; see :mod:`oracle.layer_steps`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
 from oracle.compare import FAILING_STATUSES, Row, compare_arrays, error_row
+from oracle.layer_steps import STEP_CALLERS, STEP_LAYERS, materialize_step, reference_step
 from oracle.layer_styles import CALLERS, STYLES
 from oracle.strategies import seeded_examples
 from oracle.twin.sequential import TWINS
@@ -51,11 +53,23 @@ class LayerCase:
     shape: tuple[int, ...]
     seed: int
 
-    def spec(self) -> Any:
-        return layer_from_dict(dict(self.layer), "layer")
+    @property
+    def is_step(self) -> bool:
+        """One time step of a recurrent layer (``rnn_step``, ``lstm_step``)."""
+        return self.layer.get("type") in STEP_LAYERS
 
-    def materialize(self) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
-        """``(x, params by kind, dout, buffers)`` drawn from the seed."""
+    def spec(self) -> Any:
+        """The layer's spec (a step's is its recurrent layer's: ``rnn`` for ``rnn_step``)."""
+        table = dict(self.layer)
+        if self.is_step:
+            table["type"] = STEP_LAYERS[table["type"]]
+        return layer_from_dict(table, "layer")
+
+    def materialize(self) -> tuple[np.ndarray, dict[str, np.ndarray], Any, dict[str, np.ndarray]]:
+        """``(x, params by kind, dout, buffers)`` drawn from the seed; for a step ``(x, {"prev_h", …, "Wx",
+        "Wh", "b"}, {"dnext_h", …}, {})`` (see :func:`oracle.layer_steps.materialize_step`)."""
+        if self.is_step:
+            return materialize_step(self.spec(), self.shape, self.seed)
         layer, rng = self.spec(), np.random.default_rng(self.seed)
         x = rng.standard_normal(self.shape)
         params = {}
@@ -89,8 +103,9 @@ def layer_cases(draw: st.DrawFn, layer: str | Mapping[str, Any], *, spatial: boo
     """A :class:`LayerCase` for ``layer`` (a type name, or a table of fixed fields)."""
     fixed = {"type": layer} if isinstance(layer, str) else dict(layer)
     kind = fixed.get("type", "dense")
-    if kind not in LAYER_TYPES:
-        raise InputError("layer", "one of " + ", ".join(LAYER_TYPES), kind, source="assert_layer_matches")
+    if kind not in LAYER_TYPES and kind not in STEP_LAYERS:
+        known = ", ".join((*LAYER_TYPES, *STEP_LAYERS))
+        raise InputError("layer", "one of " + known, kind, source="assert_layer_matches")
     batch, channels = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     table: dict[str, Any] = {}
     if kind == "conv2d":
@@ -107,6 +122,9 @@ def layer_cases(draw: st.DrawFn, layer: str | Mapping[str, Any], *, spatial: boo
         table = {"kernel": k, "stride": s}
     elif kind in ("rnn", "lstm"):  # sequences (N, T, D): T of 1 to 4 steps
         shape = (batch, draw(st.integers(1, 4)), draw(st.integers(1, 3)))
+        table = {"hidden": draw(st.integers(1, 3))}
+    elif kind in STEP_LAYERS:  # one step: x (N, D), prev_h (N, H)
+        shape = (batch, draw(st.integers(1, 3)))
         table = {"hidden": draw(st.integers(1, 3))}
     elif kind == "groupnorm":
         groups = fixed.get("groups", draw(st.integers(1, 3)))
@@ -127,15 +145,19 @@ def layer_cases(draw: st.DrawFn, layer: str | Mapping[str, Any], *, spatial: boo
         table.pop("keep_prob", None)
     table.update(fixed)
     table["type"] = kind
-    spec = layer_from_dict(table, "layer")  # validates the fixed fields
-    spec.output_shape(shape[1:], "layer")
-    return LayerCase(layer=table, shape=shape, seed=draw(st.integers(0, 2**16)))
+    case = LayerCase(layer=table, shape=shape, seed=draw(st.integers(0, 2**16)))
+    spec = case.spec()  # validates the fixed fields
+    spec.output_shape((1, *shape[1:]) if case.is_step else shape[1:], "layer")
+    return case
 
 
 def reference(case: LayerCase, buffers: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """``out``, ``dx``, ``d<param>`` (and updated running statistics) of the torch twin of the layer."""
+    """``out``, ``dx``, ``d<param>`` (and updated running statistics) of the torch twin of the layer; for a
+    step ``next_h``, ``dx``, ``dprev_h``, … (:func:`oracle.layer_steps.reference_step`)."""
     layer = case.spec()
     x_np, params_np, dout_np, _ = case.materialize()
+    if case.is_step:
+        return reference_step(layer, x_np, params_np, dout_np)
     x = torch.tensor(x_np, requires_grad=True)
     params = {kind: torch.tensor(value, requires_grad=True) for kind, value in params_np.items()}
     out, state = TWINS[layer.type](layer, params, x, dict(buffers))
@@ -152,9 +174,15 @@ def check_layer_case(forward: Callable, backward: Callable, case: LayerCase, sty
     x, params, dout, buffers = case.materialize()
     label = name or "case"
     try:
-        mine = CALLERS[style](
-            forward, backward, layer, x.copy(), {k: v.copy() for k, v in params.items()}, dout.copy(), buffers
-        )
+        if case.is_step:
+            copies = {k: v.copy() for k, v in dout.items()}
+            mine = STEP_CALLERS[style](
+                forward, backward, layer, x.copy(), {k: v.copy() for k, v in params.items()}, copies
+            )
+        else:
+            mine = CALLERS[style](
+                forward, backward, layer, x.copy(), {k: v.copy() for k, v in params.items()}, dout.copy(), buffers
+            )
     except Exception as err:  # the layer under test may fail in any way; that is a finding
         return [error_row(label, 1, "impl~torch", "float64", f"{type(err).__name__}: {err}".splitlines()[0])]
     if "mask" in mine:

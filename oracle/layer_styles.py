@@ -29,6 +29,9 @@ every example, so the course's ``dh0`` is summed over the batch before it is com
 of :mod:`refbp.layers.names` (``W``, ``b``, ``gamma``, ``beta``) and fields as the spec writes
 them (``stride``, ``padding``, ``kernel``, ``eps``, ``momentum``, ``keep_prob`` or ``drop_prob``,
 …); a train-mode dropout also gets the 0/1 ``mask`` to apply.
+
+One time step of a recurrent layer (``rnn_step``, ``lstm_step``) has styles of its own, in
+:mod:`oracle.layer_steps`.
 """
 
 from __future__ import annotations

@@ -279,10 +279,12 @@ def failure_reports(record: Mapping[str, Any]) -> list[pytest.TestReport]:
     disagrees there, and the replay command of the case.
     """
     from oracle.gate import failing_rows, replay_command, row_summary
+    from oracle.report_format import quantity_label
 
     groups: dict[tuple[str, int, str], list[Mapping[str, Any]]] = {}
     for row in failing_rows(record):
-        groups.setdefault((row["case"], row["layer"], row["quantity"]), []).append(row)
+        key = (row["case"], row["layer"], quantity_label(row["quantity"], row.get("step")))
+        groups.setdefault(key, []).append(row)
     label = record["label"]
     path = label.partition("::")[0]
     reports = []

@@ -60,6 +60,11 @@ def fmt_num(x: Any, missing: str = "—") -> str:
     return f"{value:.6g}"
 
 
+def quantity_label(quantity: Any, step: Any = None) -> str:
+    """``dL/dh, step 2`` for a per-step row, the quantity alone for any other (``step`` None or NaN)."""
+    return str(quantity) if not is_finite(step) else f"{quantity}, step {int(float(step))}"
+
+
 def fmt_int(n: Any) -> str:
     try:
         return f"{int(n):,}"

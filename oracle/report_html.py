@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from oracle.compare import FAILING_STATUSES, PAIRS
-from oracle.report_format import fmt_err, fmt_int, fmt_num, fmt_sci, fmt_tol, is_finite, plural
+from oracle.report_format import fmt_err, fmt_int, fmt_num, fmt_sci, fmt_tol, is_finite, plural, quantity_label
 from oracle.report_markdown import counts_table_rows, where_text
 from oracle.report_table import (
     QUANTITY_ORDER,
@@ -311,6 +311,7 @@ def render_html(summary: Mapping, rows: pd.DataFrame | None = None) -> str:
             case, layer, index = where_text(w)
             where = f"<code>{escape_html(case)}</code>, layer {escape_html(layer)}"
             where += f", <code>{escape_html(index)}</code>" if index else ""
+            where += "" if w.get("step") is None else f", step {escape_html(w['step'])}"
             failing = w["n_failing"] > 0
             status = f'<span class="bad">{w["n_failing"]} failing</span>' if failing else escape_html(w["status"])
             worst_rows.append(
@@ -334,7 +335,7 @@ def render_html(summary: Mapping, rows: pd.DataFrame | None = None) -> str:
                 [
                     f"<code>{escape_html(d['case'])}</code>",
                     escape_html(d["layer"]),
-                    f"<code>{escape_html(d['quantity'])}</code>",
+                    f"<code>{escape_html(quantity_label(d['quantity'], d.get('step')))}</code>",
                     escape_html(d["pair"]) + _also_html(d["also_pairs"]),
                     f'<span class="bad">{escape_html(d["status"])}</span>',
                     escape_html(fmt_err(d["max_rel_err"], d["status"])),
@@ -387,7 +388,7 @@ def render_html(summary: Mapping, rows: pd.DataFrame | None = None) -> str:
             [
                 f"<code>{escape_html(r['case'])}</code>",
                 escape_html(r["layer"]),
-                f"<code>{escape_html(r['quantity'])}</code>",
+                f"<code>{escape_html(quantity_label(r['quantity'], r.get('step')))}</code>",
                 escape_html(r["pair"]),
                 f'<span class="bad">{escape_html(r["status"])}</span>',
                 escape_html(fmt_err(r["max_rel_err"], r["status"])),

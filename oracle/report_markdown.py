@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from oracle.report_format import fmt_err, fmt_int, fmt_tol
+from oracle.report_format import fmt_err, fmt_int, fmt_tol, quantity_label
 from oracle.report_table import jsonable, report_title, run_parameters, shrunk_cases, shrunk_line, verdict_parts
 
 # Caps that keep the Markdown readable.
@@ -87,6 +87,7 @@ def render_markdown(summary: Mapping) -> str:
     for w in summary["worst"]:
         case, layer, index = where_text(w)
         where = f"{md_code(case)}, layer {layer}" + (f", {md_code(index)}" if index else "")
+        where += "" if w.get("step") is None else f", step {w['step']}"
         status = w["status"] if w["n_failing"] == 0 else f"**{w['n_failing']} failing**"
         worst_rows.append(
             [
@@ -111,7 +112,7 @@ def render_markdown(summary: Mapping) -> str:
             [
                 md_code(d["case"]),
                 str(d["layer"]),
-                md_code(d["quantity"]),
+                md_code(quantity_label(d["quantity"], d.get("step"))),
                 md_text(d["pair"] + (" (+ " + ", ".join(d["also_pairs"]) + ")" if d["also_pairs"] else "")),
                 d["status"],
                 fmt_err(d["max_rel_err"], d["status"]),

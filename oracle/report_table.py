@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from oracle.compare import FAILING_STATUSES, PAIRS, STATUSES, Row, divergence_rank
-from oracle.report_format import fmt_int, fmt_sci, fmt_value, plural
+from oracle.report_format import fmt_int, fmt_sci, fmt_value, plural, quantity_label
 
 #: Columns of the tidy table: the fields of :class:`Row`, then ``diagnosis``.
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Row)) + (
@@ -43,11 +43,12 @@ def as_frame(rows: pd.DataFrame | Iterable[Row | Mapping] | None) -> pd.DataFram
     df = df.reset_index(drop=True)
     for col in COLUMNS:
         if col not in df.columns:
-            df[col] = np.nan if col in _FLOAT_COLUMNS else (0 if col in _INT_COLUMNS else "")
+            df[col] = np.nan if col in (*_FLOAT_COLUMNS, "step") else (0 if col in _INT_COLUMNS else "")
     for col in _FLOAT_COLUMNS:
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     for col in _INT_COLUMNS:
         df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype(int)
+    df["step"] = pd.to_numeric(df["step"], errors="coerce").astype("Int64")  # a time step, or <NA>
     for col in _TEXT_COLUMNS:
         df[col] = df[col].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
     extra = [c for c in df.columns if c not in COLUMNS]
@@ -128,13 +129,17 @@ def _first_divergences(df: pd.DataFrame, meta: Mapping) -> list[dict]:
     for case, group in failing.groupby("case", sort=False):
         depth = depths.get(str(case), int(group["layer"].max()))
         keys = [
-            (divergence_rank(int(r.layer), str(r.quantity), depth), _pair_key(str(r.pair)))
+            (divergence_rank(int(r.layer), str(r.quantity), depth, _step(r.step)), _pair_key(str(r.pair)))
             for r in group.itertuples(index=False)
         ]
         best = min(range(len(keys)), key=keys.__getitem__)
         row = group.iloc[best]
+        same_step = group["step"].isna() if pd.isna(row["step"]) else group["step"].eq(row["step"]).fillna(False)
         also = group[
-            (group["layer"] == row["layer"]) & (group["quantity"] == row["quantity"]) & (group["pair"] != row["pair"])
+            (group["layer"] == row["layer"])
+            & (group["quantity"] == row["quantity"])
+            & same_step
+            & (group["pair"] != row["pair"])
         ]
         out.append(
             jsonable(
@@ -143,6 +148,7 @@ def _first_divergences(df: pd.DataFrame, meta: Mapping) -> list[dict]:
                     "depth": depth,
                     "layer": row["layer"],
                     "quantity": row["quantity"],
+                    "step": row["step"],
                     "pair": row["pair"],
                     "status": row["status"],
                     "max_rel_err": row["max_rel_err"],
@@ -155,6 +161,10 @@ def _first_divergences(df: pd.DataFrame, meta: Mapping) -> list[dict]:
             )
         )
     return out
+
+
+def _step(value: Any) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)
 
 
 def worst_row_of(group: pd.DataFrame, failing: pd.Series) -> pd.Series:
@@ -193,6 +203,7 @@ def _worst(df: pd.DataFrame) -> list[dict]:
                     "status": row["status"],
                     "case": row["case"],
                     "layer": row["layer"],
+                    "step": row["step"],
                     "worst_index": row["worst_index"],
                     "n_rows": len(group),
                     "n_failing": n_failing,
@@ -306,7 +317,8 @@ def shrunk_line(s: Mapping) -> str:
     head = ", ".join(bits)
     fd = s.get("first_divergence")
     if isinstance(fd, Mapping) and fd:
-        where = f"diverges at layer {fd.get('layer', '?')} {fd.get('quantity', '?')} ({fd.get('pair', '?')})"
+        what = quantity_label(fd.get("quantity", "?"), fd.get("step"))
+        where = f"diverges at layer {fd.get('layer', '?')} {what} ({fd.get('pair', '?')})"
         if fd.get("max_rel_err") is not None:
             where += f", max rel err {fmt_sci(fd.get('max_rel_err'))}"
         if fd.get("diagnosis"):

@@ -197,6 +197,7 @@ def _shrink_failures(strategy, seed, n_cases, max_shrinks, impl_ref, check, resu
                 else {
                     "layer": first.layer,
                     "quantity": first.quantity,
+                    "step": first.step,
                     "pair": first.pair,
                     "max_rel_err": first.max_rel_err,
                     "diagnosis": first.diagnosis,

@@ -24,7 +24,7 @@ import numpy as np
 
 from refbp.activations import activation_for
 from refbp.data import as_targets
-from refbp.layers.names import WEIGHT_KINDS, split_name
+from refbp.layers.names import STEP_KINDS, WEIGHT_KINDS, split_name
 from refbp.layers.registry import layer_type
 from refbp.losses import compute_loss
 from refbp.sequential_data import Buffers, as_image_inputs, check_parameters, layer_buffers
@@ -96,6 +96,7 @@ def _backward(spec: SequentialSpec, params: dict, trace: ForwardTrace, caches: l
             for kind in (*WEIGHT_KINDS, "b") if spec.l2.include_bias else WEIGHT_KINDS:
                 if kind in by_kind:
                     by_kind[kind] = by_kind[kind] + spec.l2.lam * layer_params[kind]
+        steps = {kind: by_kind.pop(kind) for kind in STEP_KINDS if kind in by_kind}
         grads.append(
             LayerGradients(
                 delta=delta if layer.has_activation else None,
@@ -103,6 +104,7 @@ def _backward(spec: SequentialSpec, params: dict, trace: ForwardTrace, caches: l
                 grad_W=by_kind.pop("W", None),
                 grad_b=by_kind.pop("b", None),
                 grad_params=by_kind,
+                steps=steps,
             )
         )
         grad_a, delta = grad_below, None

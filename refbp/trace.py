@@ -15,6 +15,9 @@ Quantities, as named in reports (layer numbers are 1-based; layer 0 is the input
 ``dL/db``   ``∂L/∂b_l`` (including the L2 term when biases are penalised)
 ``dL/dx``   ``∂L/∂x`` (layer 0)
 ``loss``    the total loss (data loss + penalty), reported on the output layer
+``dL/dh``   ``∂L/∂h_t`` of a recurrent layer at every step ``(N, T, H)``: the total gradient, the one
+            from above plus the one carried back from step ``t + 1``
+``dL/dc``   ``∂L/∂c_t`` of an LSTM's cell state, the same way
 
 Typed networks (:mod:`refbp.sequential`) add ``dL/dgamma``, ``dL/dbeta`` (normalisation
 layers) and the updated buffers ``running_mean``, ``running_var`` (train-mode batchnorm);
@@ -28,10 +31,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from refbp.layers.names import PARAMETER_QUANTITIES, STATE_QUANTITIES
+from refbp.layers.names import PARAMETER_QUANTITIES, STATE_QUANTITIES, STEP_QUANTITIES
 
 FORWARD_QUANTITIES = ("z", "a", *STATE_QUANTITIES)
-BACKWARD_QUANTITIES = ("delta", "dL/da", *PARAMETER_QUANTITIES)
+BACKWARD_QUANTITIES = ("delta", "dL/da", *STEP_QUANTITIES, *PARAMETER_QUANTITIES)
 QUANTITIES = ("loss", *FORWARD_QUANTITIES, *BACKWARD_QUANTITIES, "dL/dx")
 
 
@@ -85,6 +88,8 @@ class LayerGradients:
     """``∂L/∂b_l``, same shape as ``b_l``; ``None`` when the layer has no bias."""
     grad_params: dict[str, np.ndarray] = field(default_factory=dict)
     """Gradients of the other parameters by kind (``"gamma"``, ``"beta"``)."""
+    steps: dict[str, np.ndarray] = field(default_factory=dict)
+    """A recurrent layer's per-step gradients by step kind (``"h"``, ``"c"``), each ``(N, T, H)``."""
 
     def parameter_gradients(self) -> dict[str, np.ndarray]:
         """``{"W": …, "b": …, "gamma": …}``: every parameter gradient of the layer, by kind."""
@@ -131,6 +136,8 @@ def quantity_map(trace: ForwardTrace | None, grads: Gradients | None) -> dict[tu
             if layer.delta is not None:
                 out[(number, "delta")] = layer.delta
             out[(number, "dL/da")] = layer.grad_a
+            for kind, grad in layer.steps.items():
+                out[(number, f"dL/d{kind}")] = grad
             for kind, grad in layer.parameter_gradients().items():
                 out[(number, f"dL/d{kind}")] = grad
         out[(0, "dL/dx")] = grads.grad_x

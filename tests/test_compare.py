@@ -86,6 +86,30 @@ def test_first_divergence_walks_forward_for_values_then_backward_for_gradients()
     assert divergence_rank(0, "dL/dx", depth) > divergence_rank(1, "dL/db", depth)
 
 
+def test_per_step_rows_carry_their_step_and_walk_backward_in_time() -> None:
+    depth = 2
+    row = _compare([1.0, 2.0], [1.0, 2.5], layer=1, quantity="dL/dh", step=3)
+    assert row.step == 3 and row.status == "mismatch" and row.as_dict()["step"] == 3
+    assert _compare([1.0], [1.0]).step is None and error_row("c", 1, "impl~torch", "float64", "x").step is None
+    missing = _compare(None, [1.0], layer=1, quantity="dL/dc", step=0)
+    assert missing.message == "refbp does not produce dL/dc of layer 1 at step 0"
+
+    def at(quantity: str, step: int | None, layer: int = 1) -> Row:
+        r = _row(layer, quantity, "mismatch")
+        r.step = step
+        return r
+
+    rows = [at("dL/dWh", None), at("dL/dh", 0), at("dL/dc", 2), at("dL/dh", 2), at("dL/dc", 3), at("dL/dx", None, 0)]
+    assert (first_divergence(rows, depth).quantity, first_divergence(rows, depth).step) == ("dL/dc", 3)
+    rows.pop(4)
+    assert (first_divergence(rows, depth).quantity, first_divergence(rows, depth).step) == ("dL/dh", 2)
+    # after the layer's own dL/da, before its parameters; the layer above comes first
+    assert (
+        divergence_rank(1, "dL/da", depth) < divergence_rank(1, "dL/dh", depth, 5) < divergence_rank(1, "dL/dWx", depth)
+    )
+    assert divergence_rank(2, "dL/dW", depth) < divergence_rank(1, "dL/dh", depth, 0)
+
+
 def test_an_error_row_is_where_it_diverges() -> None:
     err = error_row("c", 2, "impl~torch", "float64", "ValueError: shapes")
     assert err.status == "error" and math.isnan(err.max_rel_err)

@@ -106,3 +106,93 @@ def test_an_rnn_backward_without_the_carried_gradient_fails_the_layer_gate() -> 
     text = str(caught.value)
     assert "layer gate (rnn, style cs231n)" in text and "input (1, 2, 1)" in text
     assert "dWh" in text and "replay" in text
+
+
+def test_course_rnn_and_lstm_steps_pass_the_layer_gate() -> None:
+    course = _course_rnn_layers()
+    assert_layer_matches(course.rnn_step_forward, course.rnn_step_backward, layer="rnn_step", cases=8)
+    assert_layer_matches(course.lstm_step_forward, course.lstm_step_backward, layer="lstm_step", cases=8)
+
+
+def test_plain_rnn_and_lstm_steps_pass_the_layer_gate_in_either_gate_order() -> None:
+    def rnn_forward(x, prev_h, Wx, Wh, b, hidden):
+        return np.tanh(x @ Wx + prev_h @ Wh + b)
+
+    def rnn_backward(dnext_h, x, prev_h, Wx, Wh, b, hidden):
+        dz = dnext_h * (1 - rnn_forward(x, prev_h, Wx, Wh, b, hidden) ** 2)
+        return dz @ Wx.T, dz @ Wh.T, x.T @ dz, prev_h.T @ dz, dz.sum(axis=0)
+
+    assert_layer_matches(rnn_forward, rnn_backward, layer="rnn_step", style="plain", cases=6)
+
+    def gates(x, prev_h, Wx, Wh, b, gate_order):
+        a = np.split(x @ Wx + prev_h @ Wh + b, 4, axis=1)
+        named = dict(zip(gate_order, a, strict=True))
+        return {k: (np.tanh(v) if k == "g" else 1 / (1 + np.exp(-v))) for k, v in named.items()}
+
+    def lstm_forward(x, prev_h, prev_c, Wx, Wh, b, hidden, gate_order):
+        g = gates(x, prev_h, Wx, Wh, b, gate_order)
+        next_c = g["f"] * prev_c + g["i"] * g["g"]
+        return g["o"] * np.tanh(next_c), next_c
+
+    def lstm_backward(dnext_h, dnext_c, x, prev_h, prev_c, Wx, Wh, b, hidden, gate_order):
+        g = gates(x, prev_h, Wx, Wh, b, gate_order)
+        _, next_c = lstm_forward(x, prev_h, prev_c, Wx, Wh, b, hidden, gate_order)
+        dc = dnext_c + dnext_h * g["o"] * (1 - np.tanh(next_c) ** 2)
+        local = {"i": dc * g["g"], "f": dc * prev_c, "o": dnext_h * np.tanh(next_c), "g": dc * g["i"]}
+        da = np.hstack([local[k] * ((1 - g[k] ** 2) if k == "g" else g[k] * (1 - g[k])) for k in gate_order])
+        return da @ Wx.T, da @ Wh.T, dc * g["f"], x.T @ da, prev_h.T @ da, da.sum(axis=0)
+
+    for order in ("ifog", "ifgo"):
+        layer = {"type": "lstm_step", "gate_order": order}
+        assert_layer_matches(lstm_forward, lstm_backward, layer=layer, style="plain", cases=6)
+
+
+def test_a_step_backward_without_tanh_prime_in_dprev_h_fails_naming_dprev_h() -> None:
+    course = _course_rnn_layers()
+
+    def backward(dnext_h, cache):
+        Wh = cache[3]
+        dx, _, dWx, dWh, db = course.rnn_step_backward(dnext_h, cache)
+        return dx, dnext_h @ Wh.T, dWx, dWh, db  # tanh' left out of the carried gradient
+
+    with pytest.raises(LayerMismatch) as caught:
+        assert_layer_matches(course.rnn_step_forward, backward, layer="rnn_step", cases=8)
+    text = str(caught.value)
+    assert "layer gate (rnn_step, style cs231n)" in text and "input (1, 1)" in text
+    failing = {line.split()[0] for line in text.splitlines() if "mismatch" in line.split()[1:2]}
+    assert failing == {"dprev_h"}, text
+    replay = text.split("replay: ")[1]
+    namespace: dict = {}
+    exec(replay, namespace)  # the replay line rebuilds the smallest case's inputs
+    x, inputs, dnext, _ = namespace["x"], namespace["params"], namespace["dout"], namespace["buffers"]
+    assert x.shape == (1, 1) and list(inputs) == ["prev_h", "Wx", "Wh", "b"] and list(dnext) == ["dnext_h"]
+    _, cache = course.rnn_step_forward(x, *inputs.values())
+    _, right, *_ = course.rnn_step_backward(dnext["dnext_h"], cache)
+    _, wrong, *_ = backward(dnext["dnext_h"], cache)
+    assert not np.allclose(right, wrong)
+
+
+def test_an_lstm_step_whose_dprev_c_misses_the_forget_factor_fails_naming_dprev_c() -> None:
+    course = _course_rnn_layers()
+
+    def backward(dnext_h, dnext_c, cache):
+        dx, dprev_h, dprev_c, dWx, dWh, db = course.lstm_step_backward(dnext_h, dnext_c, cache)
+        f = cache[6]
+        return dx, dprev_h, dprev_c / f, dWx, dWh, db  # dc carried to t−1 without ⊙ f
+
+    with pytest.raises(LayerMismatch) as caught:
+        assert_layer_matches(course.lstm_step_forward, backward, layer="lstm_step", cases=8)
+    text = str(caught.value)
+    failing = {line.split()[0] for line in text.splitlines() if "mismatch" in line.split()[1:2]}
+    assert failing == {"dprev_c"}, text
+    assert "next_c" in text and "dprev_h" in text
+
+
+def test_a_step_layer_that_returns_too_little_is_one_error_row() -> None:
+    course = _course_rnn_layers()
+
+    def backward(dnext_h, cache):
+        return course.rnn_step_backward(dnext_h, cache)[:2]
+
+    with pytest.raises(LayerMismatch, match="backward returned 2 value"):
+        assert_layer_matches(course.rnn_step_forward, backward, layer="rnn_step", cases=3)

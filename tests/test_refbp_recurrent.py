@@ -46,6 +46,8 @@ def test_two_step_rnn_matches_the_chain_rule_by_hand() -> None:
     assert grads["b"][0] == pytest.approx(dz1 + dz2, rel=1e-13)
     assert grads["h0"][0] == pytest.approx(dz1 * -1.0, rel=1e-13)
     np.testing.assert_allclose(dx[0, :, 0], [dz1 * 0.5, dz2 * 0.5], rtol=1e-13)
+    # the per-step total gradients: dh at the last step is the gradient from above alone
+    np.testing.assert_allclose(grads["h"][0, :, 0], [dh1, 3.0], rtol=1e-13)
 
 
 def test_embedding_backward_adds_every_step_of_a_repeated_index() -> None:
@@ -108,6 +110,53 @@ def test_sequence_network_agrees_three_ways(order: str) -> None:
     quantities = {(r.layer, r.quantity, r.pair) for r in result.rows}
     assert (2, "dL/dh0", "refbp~fd") in quantities and (1, "dL/dW", "torch~fd") in quantities
     assert all(r.status == "ok" for r in result.rows) and result.first is None
+    # per-step rows: dL/dh of both recurrent layers, dL/dc of the LSTM, one row per step and pair
+    stepped = {(r.layer, r.quantity, r.step, r.pair) for r in result.rows if r.step is not None}
+    pairs = ("refbp~torch", "refbp~fd", "torch~fd")
+    expected = {(2, "dL/dh"), (2, "dL/dc"), (3, "dL/dh")}
+    assert stepped == {(*key, t, pair) for key in expected for t in range(3) for pair in pairs}
+    assert all(r.step is None for r in result.rows if r.quantity not in ("dL/dh", "dL/dc"))
+
+
+def test_per_step_gradients_agree_three_ways_and_with_the_lstm_recursion() -> None:
+    from oracle.fd_steps import step_gradients
+
+    spec = _seq(
+        [{"type": "lstm", "hidden": 2, "gate_order": "ifgo"}, {"type": "rnn", "hidden": 3}, {"type": "last_step"}],
+        [3, 2],
+        loss={"kind": "mse", "reduction": "sum"},
+    )
+    params = init_parameters(spec, 4)
+    X = np.random.default_rng(2).standard_normal((2, 3, 2))
+    T = np.random.default_rng(3).standard_normal((2, 3))
+    _, grads = backprop(spec, params, X, T)
+    _, twin = torch_sequential_backprop(spec, params, X, T)
+    differenced, kinks = step_gradients(spec, params, X, T)
+    assert sorted(differenced) == [(1, "dL/dc"), (1, "dL/dh"), (2, "dL/dh")] and not any(
+        k.any() for k in kinks.values()
+    )
+    with pytest.raises(InputError, match="target: expected one of"):
+        step_gradients(spec, params, X, T, [(2, "dL/dc")])
+    for (layer, quantity), value in differenced.items():
+        mine = grads.layers[layer - 1].steps[quantity[-1]]
+        assert mine.shape == (2, 3, 3 if layer == 2 else 2)
+        np.testing.assert_allclose(mine, twin.layers[layer - 1].steps[quantity[-1]], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(mine, value, rtol=1e-6, atol=1e-9)
+    # the last step of the RNN under last_step: the gradient from above alone; earlier steps only carry
+    dh = grads.layers[1].steps["h"]
+    np.testing.assert_allclose(dh[:, -1], grads.layers[1].grad_a[:, -1], rtol=1e-14)
+    assert np.all(grads.layers[1].grad_a[:, :-1] == 0) and np.all(dh[:, :-1] != 0)
+    # the LSTM's cell: dc_{T−1} = dh_{T−1} ⊙ o ⊙ (1 − tanh²(c_{T−1})), nothing carried yet
+    h0 = np.broadcast_to(params["h01"], (2, 2))
+    c, hs, cs, os_ = np.zeros((2, 2)), [], [], []
+    for t in range(3):
+        h_prev = h0 if t == 0 else hs[-1]
+        h, c, gates = lstm.step_forward(X[:, t], h_prev, c, params["Wx1"], params["Wh1"], params["b1"], "ifgo")
+        hs.append(h)
+        cs.append(c)
+        os_.append(gates["o"])
+    dh1, dc1 = grads.layers[0].steps["h"], grads.layers[0].steps["c"]
+    np.testing.assert_allclose(dc1[:, 2], dh1[:, 2] * os_[2] * (1 - np.tanh(cs[2]) ** 2), rtol=1e-12)
 
 
 def test_masked_steps_carry_no_gradient_and_the_loss_is_divided_by_n() -> None:

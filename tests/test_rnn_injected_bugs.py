@@ -23,47 +23,59 @@ from refbp.layers.registry import LAYER_TYPES
 from refbp.spec import SEQUENCE_LOSSES
 
 
-def _rnn_backward(step: Callable, sum_wh: bool = True) -> Callable:
-    """refbp's BPTT loop with one step's backward replaced (``step(dout_t, dnext, x_t, prev, h_t, Wx, Wh)``)."""
+def _rnn_backward(step: Callable, sum_wh: bool = True, carry: bool = True) -> Callable:
+    """refbp's BPTT loop with one step's backward replaced (``step(dh_t, x_t, prev, h_t, params)``); ``dh_t`` is
+    ``dout_t + dnext`` or, with ``carry=False``, ``dout_t`` alone. Like refbp's, it reports every step's ``dh_t``."""
 
     def backward(layer, params, cache, dout):
         x, h = cache
         N, T, _ = x.shape
         h0 = np.broadcast_to(params["h0"], (N, layer.hidden))
-        dx = np.empty_like(x)
+        dx, dh = np.empty_like(x), np.empty_like(h)
         grads = {kind: np.zeros_like(params[kind]) for kind in ("Wx", "Wh", "b")}
         dnext = np.zeros((N, layer.hidden))
         for t in range(T - 1, -1, -1):
             prev = h[:, t - 1] if t else h0
-            dx[:, t], dnext, dWx, dWh, db = step(dout[:, t], dnext, x[:, t], prev, h[:, t], params)
+            dh[:, t] = dout[:, t] + dnext if carry else dout[:, t]
+            dx[:, t], dnext, dWx, dWh, db = step(dh[:, t], x[:, t], prev, h[:, t], params)
             grads["Wx"] += dWx
             grads["Wh"] = grads["Wh"] + dWh if sum_wh else dWh
             grads["b"] += db
         grads["h0"] = dnext.sum(axis=0)
+        grads["h"] = dh
         return dx, grads
 
     return backward
 
 
-def _right_step(dout, dnext, x, prev, h, p):
-    return rnn.step_backward(dout + dnext, x, prev, h, p["Wx"], p["Wh"])
+def _right_step(dh, x, prev, h, p):
+    return rnn.step_backward(dh, x, prev, h, p["Wx"], p["Wh"])
 
 
-def _carried_dh_dropped(dout, dnext, x, prev, h, p):
-    """Each step sees only the gradient from above: dnext from step t+1 never added."""
-    dx, dprev, dWx, dWh, db = rnn.step_backward(dout, x, prev, h, p["Wx"], p["Wh"])
-    return dx, dprev, dWx, dWh, db
-
-
-def _tanh_prime_wrong_step(dout, dnext, x, prev, h, p):
+def _tanh_prime_wrong_step(dh, x, prev, h, p):
     """tanh' taken as 1 − h_{t−1}² (the previous step's state) instead of 1 − h_t²."""
-    return rnn.step_backward(dout + dnext, x, prev, prev, p["Wx"], p["Wh"])
+    return rnn.step_backward(dh, x, prev, prev, p["Wx"], p["Wh"])
 
 
 def lstm_gate_order_swapped(layer, params, cache, dout):
     """Forward in the layer's gate order, backward assembling the gate gradients in the other one."""
     other = "ifgo" if layer.gate_order == "ifog" else "ifog"
     return lstm.backward(replace(layer, gate_order=other), params, cache, dout)
+
+
+def lstm_forget_factor_dropped(layer, params, cache, dout):
+    """``dprev_c = dc``: the cell gradient carried to step t−1 without the forget gate's factor ``f``."""
+    right = lstm.step_backward
+
+    def step(dnext_h, dnext_c, x, prev_h, prev_c, next_c, gates, Wx, Wh, order="ifog"):
+        dx, dprev_h, _, dWx, dWh, db = right(dnext_h, dnext_c, x, prev_h, prev_c, next_c, gates, Wx, Wh, order)
+        return dx, dprev_h, lstm.cell_gradient(dnext_h, dnext_c, next_c, gates["o"]), dWx, dWh, db
+
+    lstm.step_backward = step
+    try:
+        return lstm.backward(layer, params, cache, dout)
+    finally:
+        lstm.step_backward = right
 
 
 def embedding_overwrites(layer, params, cache, dout):
@@ -81,10 +93,11 @@ def mask_ignored(spec, z, a, T):
 
 # bug → (layer type whose backward is replaced or "loss", replacement, spec bounds of the drawn networks)
 BUGS: dict[str, tuple[str, Callable, dict]] = {
-    "carried_dh_dropped": ("rnn", _rnn_backward(_carried_dh_dropped), {"layers": ["rnn"]}),
+    "carried_dh_dropped": ("rnn", _rnn_backward(_right_step, carry=False), {"layers": ["rnn"]}),
     "dWh_not_summed": ("rnn", _rnn_backward(_right_step, sum_wh=False), {"layers": ["rnn"]}),
     "tanh_prime_wrong_step": ("rnn", _rnn_backward(_tanh_prime_wrong_step), {"layers": ["rnn"]}),
     "gate_order_swapped": ("lstm", lstm_gate_order_swapped, {"layers": ["lstm"]}),
+    "forget_factor_dropped": ("lstm", lstm_forget_factor_dropped, {"layers": ["lstm"]}),
     "embedding_overwrites": ("embedding", embedding_overwrites, {"inputs": ["embedding"]}),
     "mask_ignored": ("loss", mask_ignored, {"losses": list(SEQUENCE_LOSSES)}),
 }
@@ -148,6 +161,7 @@ def test_injected_bptt_bug_is_located_and_shrunk(bug: str) -> None:
         below = first.quantity in ("dL/da", "dL/dx")
         culprit = spec.layers[first.layer] if below else spec.layers[first.layer - 1]
         assert culprit.type == kind, (bug, failed.case, first.layer, first.quantity)
+        _assert_step_divergence(bug, failed, spec)
     assert len(result.shrunk) == 1
     shrunk = result.shrunk[0]
     steps = shrunk["case"]["spec"]["inputs"][0]
@@ -156,6 +170,80 @@ def test_injected_bptt_bug_is_located_and_shrunk(bug: str) -> None:
     if kind != "loss":
         diagnosis = shrunk["first_divergence"]["diagnosis"]
         assert f"({kind})" in diagnosis and "δ" not in diagnosis, shrunk["first_divergence"]
+
+
+# bug → the per-step quantity where it first shows, or None when every step agrees (a sum over steps is wrong)
+STEP_OF_BUG = {
+    "carried_dh_dropped": "dL/dh",
+    "tanh_prime_wrong_step": "dL/dh",
+    "gate_order_swapped": "dL/dh",
+    "forget_factor_dropped": "dL/dc",
+    "dWh_not_summed": None,
+}
+
+
+def _assert_step_divergence(bug: str, failed, spec) -> None:
+    """The first divergence of a failing case of ``bug``: the per-step row of the layer the bug is in, at a step
+    below the last with every later step agreeing, named in the diagnosis; or, when every step agrees, a
+    parameter gradient whose diagnosis says so."""
+    if bug not in STEP_OF_BUG:
+        return
+    first, quantity = failed.first, STEP_OF_BUG[bug]
+    if first.step is None:  # a sum over the steps, or a layer where no carried gradient is off (T = 1, masks)
+        assert first.quantity in ("dL/dWx", "dL/dWh", "dL/db", "dL/dh0"), (bug, first)
+        same_layer = [r for r in failed.rows if r.layer == first.layer and r.step is not None]
+        assert all(r.status == "ok" for r in same_layer if r.pair.startswith("buggy~")), (bug, first)
+        if quantity is None:
+            assert "agrees, so the backward of each step is right" in first.diagnosis, first.diagnosis
+        return
+    assert quantity is not None, (bug, first)
+    steps = spec.shapes[first.layer][0]
+    assert first.quantity == quantity and first.step is not None and first.step < steps - 1, (bug, first)
+    assert spec.layers[first.layer - 1].type == BUGS[bug][0]
+    later = [r for r in failed.rows if r.layer == first.layer and r.step is not None and r.step > first.step]
+    assert later and all(r.status == "ok" for r in later), (bug, first)
+    assert f"step {first.step} does not" in first.diagnosis, first.diagnosis
+
+
+@pytest.mark.parametrize(
+    ("bug", "quantity", "words"),
+    [
+        ("carried_dh_dropped", "dL/dh", "step 3 agrees, step 2 does not: the carried dh is missing"),
+        ("tanh_prime_wrong_step", "dL/dh", "step 3 agrees, step 2 does not: the gradient carried back from step 3"),
+        ("gate_order_swapped", "dL/dh", "step 3 agrees, step 2 does not: the gradient carried back from step 3"),
+        ("forget_factor_dropped", "dL/dc", "step 3 agrees, step 2 does not, though ∂L/∂h_2 agrees"),
+        ("dWh_not_summed", "dL/dWh", "every step's ∂L/∂h_t agrees, so the backward of each step is right"),
+    ],
+)
+def test_the_first_divergence_names_the_step_and_the_quantity(bug: str, quantity: str, words: str) -> None:
+    from oracle.cases import Case
+    from oracle.check import check_case, describe
+    from refbp.sequential_spec import SequentialSpec
+
+    kind, replacement, _ = BUGS[bug]
+    spec = SequentialSpec.from_dict(
+        {
+            "inputs": [4, 2],
+            "layers": [{"type": kind, "hidden": 3}, {"type": "temporal_affine", "units": 3}],
+            "loss": {"kind": "temporal_softmax_cross_entropy", "targets": "index", "reduction": "mean"},
+        }
+    )
+    data = Case(spec, 2, 1).materialize()
+    T = np.array([[0, 1, 2, 1], [2, 2, 0, 1]])  # every step counted
+    result = check_case("c", spec, data.params, data.X, T, impl=buggy(kind, replacement), impl_name="buggy")
+    first = result.first
+    assert (first.layer, first.quantity, first.pair) == (1, quantity, "buggy~torch"), first
+    if quantity in ("dL/dh", "dL/dc"):
+        assert first.step == 2
+        assert describe(result).startswith(f"layer 1, {quantity} at step 2 (buggy~torch): mismatch")
+        # the same step disagrees with finite differences; torch and finite differences agree at every step
+        fd_row = next(r for r in result.rows if (r.quantity, r.step, r.pair) == (quantity, 2, "buggy~fd"))
+        assert fd_row.status == "mismatch"
+    else:
+        assert first.step is None
+    assert all(r.status == "ok" for r in result.rows if r.pair == "torch~fd")
+    assert words in first.diagnosis, first.diagnosis
+    assert f"({kind})" in first.diagnosis or quantity == "dL/dWh"
 
 
 def test_the_overwriting_embedding_differs_only_at_repeated_indices() -> None:
@@ -184,7 +272,7 @@ def test_the_diagnosis_names_the_step_where_the_carried_gradient_goes_missing() 
     )
     data = Case(spec, 2, 1).materialize()
     T = np.zeros((2, 4), dtype=int)  # every step counted
-    impl = buggy("rnn", _rnn_backward(_carried_dh_dropped))
+    impl = buggy("rnn", _rnn_backward(_right_step, carry=False))
     result = check_case("c", spec, data.params, data.X, T, impl=impl, impl_name="buggy", fd="off")
     dx = next(r for r in result.rows if r.quantity == "dL/dx" and r.pair == "buggy~torch")
     assert dx.status == "mismatch"
@@ -203,3 +291,41 @@ def test_step_hints_forward_and_backward() -> None:
     wrong[0, 4, 1] = 0.0
     assert step_hint(wrong, ref, rtol=1e-6, backward=True).startswith("already the last step (4) differs")
     assert step_hint(ref, ref, rtol=1e-6, backward=True) == ""
+
+
+def test_every_report_shows_the_time_step_of_the_first_divergence(tmp_path) -> None:
+    import json
+
+    from oracle.gate import BackpropMismatch, failing_rows, run_gate
+    from oracle.gate_records import record_meta
+    from oracle.pytest_plugin import failure_reports
+    from oracle.report import write_reports
+
+    record = run_gate(
+        buggy("rnn", _rnn_backward(_right_step, carry=False)),
+        specs=rnn_specs(l2=False, layers=["rnn"]),
+        cases=8,
+        max_shrinks=1,
+        label="tests/test_rnn.py::test_bptt",
+    )
+    stepped = [r for r in failing_rows(record) if r["step"] is not None]
+    assert stepped and all(r["quantity"] == "dL/dh" and isinstance(r["step"], int) for r in stepped)
+    assert all(r["step"] is None for r in record["rows"] if r["quantity"] not in ("dL/dh", "dL/dc"))
+    first = record["shrunk"][0]["first_divergence"]
+    label = f"{first['quantity']}, step {first['step']}"
+    assert first["quantity"] == "dL/dh" and "the carried dh is missing" in first["diagnosis"]
+    # terminal: the gate's failure message
+    message = str(BackpropMismatch(record))
+    assert f"{label} (impl~torch)" in message and "the carried dh is missing" in message
+    # junit: one testcase per failing (case, layer, quantity and step)
+    names = [report.nodeid for report in failure_reports(record) if report.when == "call"]
+    assert any(", step " in name and "dL/dh" in name for name in names), names
+    # csv, json, markdown, html
+    paths = write_reports(tmp_path, record["rows"], record_meta(record))
+    summary = json.loads(paths["json"].read_text())
+    steps = {d["step"] for d in summary["first_divergence"] if d["quantity"] == "dL/dh"}
+    assert steps and all(isinstance(s, int) for s in steps)
+    assert all(d["step"] is None for d in summary["first_divergence"] if d["quantity"] != "dL/dh")
+    assert "step" in paths["csv"].read_text().splitlines()[0].split(",")
+    assert "dL/dh, step " in paths["md"].read_text()
+    assert "dL/dh, step " in paths["html"].read_text()

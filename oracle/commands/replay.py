@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from oracle.cases import Case
     from oracle.check import check_arrays, describe
+    from oracle.report_format import quantity_label
 
     text, source = args.case, "case"
     if not text.lstrip().startswith(("{", "[")):
@@ -35,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     for row in [r for r in result.rows if r.status not in ("ok", "kink")][:40]:
         where = "input" if row.layer == 0 else f"layer {row.layer}"
         line = (
-            f"  {where:8} {row.quantity:6} {row.pair:12} {row.status:8} max rel err {row.max_rel_err:.2e}"
+            f"  {where:8} {quantity_label(row.quantity, row.step):6} {row.pair:12} {row.status:8} "
+            f"max rel err {row.max_rel_err:.2e}"
             f"  worst {row.worst_index}: {row.worst_left:.6g} vs {row.worst_right:.6g}"
         )
         print(line + (f"  — {row.diagnosis}" if row.diagnosis else ""))

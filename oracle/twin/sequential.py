@@ -17,6 +17,7 @@ from oracle.twin import conv, norm, recurrent, shape
 from oracle.twin.losses import activation, probability_loss_grad, reduction_scale, summed_data_loss
 from refbp.data import as_targets
 from refbp.layers.names import WEIGHT_KINDS, split_name
+from refbp.layers.registry import layer_type
 from refbp.sequential_data import as_image_inputs, check_parameters, layer_buffers
 from refbp.sequential_spec import SequentialSpec
 from refbp.trace import ForwardTrace, Gradients, LayerForward, LayerGradients
@@ -71,10 +72,13 @@ def torch_sequential_backprop(
             t = one_hot(torch.where(live, labels, 0), num_classes=spec.outputs).to(dtype) * live[..., None]
         else:
             t = torch.tensor(T_np, dtype=dtype, device=dev)
-        a, zs, acts, states = x, [], [], []
+        a, zs, acts, states, kept = x, [], [], [], []
         for number, layer in enumerate(spec.layers, start=1):
             mine = {kind: leaves[f"{kind}{number}"] for kind in layer.parameter_shapes(spec.shapes[number - 1])}
-            out, state = TWINS[layer.type](layer, mine, a, per_layer[number - 1])
+            steps: dict[str, list[torch.Tensor]] = {}
+            extra = {"steps": steps} if layer_type(layer).steps else {}
+            out, state = TWINS[layer.type](layer, mine, a, per_layer[number - 1], **extra)
+            kept.append(steps)
             z = out if layer.has_activation else None
             a = activation(layer, 1)(out) if layer.has_activation else out
             for tensor in (z, a):
@@ -95,6 +99,11 @@ def torch_sequential_backprop(
         return tensor.detach().cpu().numpy().copy()
 
     from_logits = spec.loss.kind in ("softmax_cross_entropy", "binary_cross_entropy")
+
+    def step_grads(tensors: list[torch.Tensor]) -> np.ndarray:
+        """``(N, T, H)`` from each step's retained gradient (0 where no path reaches the loss)."""
+        return np.stack([out_np(t.grad if t.grad is not None else torch.zeros_like(t)) for t in tensors], axis=1)
+
     layer_grads, layers = [], []
     for number, (layer, z, a, state) in enumerate(zip(spec.layers, zs, acts, states, strict=True), start=1):
         grad_a = probability_loss_grad(spec.loss.kind, a, t, scale) if number == spec.depth and from_logits else a.grad
@@ -108,6 +117,7 @@ def torch_sequential_backprop(
                 grad_W=by_kind.pop("W", None),
                 grad_b=by_kind.pop("b", None),
                 grad_params=by_kind,
+                steps={kind: step_grads(tensors) for kind, tensors in kept[number - 1].items()},
             )
         )
         layers.append(

@@ -18,6 +18,10 @@ Backward, from ``dout = ∂L/∂h`` at each step, with the carried ``dnext_h``, 
     da = [di ⊙ i(1−i), df ⊙ f(1−f), do ⊙ o(1−o), dg ⊙ (1−g²)] in the gate order
     ∂L/∂x_t = da Wxᵀ   dnext_h = da Whᵀ   ∂L/∂Wx = Σ_t x_tᵀ da   ∂L/∂Wh = Σ_t h_{t−1}ᵀ da   ∂L/∂b = Σ da
     ∂L/∂h0 = Σ_n dnext_h after step 0
+
+The backward also reports every step's total ``dh_t`` and ``dc_t`` (``grads["h"]``,
+``grads["c"]``, ``(N, T, H)``): the per-step gradients the oracle compares one step at a time
+(see :data:`STEPS`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,14 @@ from refbp.layers.fields import check_keys, choice
 from refbp.layers.rnn import hidden_field, states_shape
 
 GATE_ORDERS = ("ifog", "ifgo")
+STEPS = {
+    "h": "dh_t = ∂L/∂a_t + da_{t+1} Whᵀ: the gate derivatives of step t+1 (σ' and tanh' from that step's gates), "
+    "their column blocks in the gate order, the product with Whᵀ",
+    "c": "dc_t = dc_{t+1} ⊙ f_{t+1} + dh_t ⊙ o_t ⊙ (1 − tanh²(c_t)): the forget factor of step t+1 and the path "
+    "through h_t",
+}
+"""The per-step gradients the backward reports, with the formula that forms each (see
+:data:`refbp.layers.names.STEP_KINDS`)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,12 @@ def step_forward(
     return gates["o"] * np.tanh(next_c), next_c, gates
 
 
+def cell_gradient(dnext_h: np.ndarray, dnext_c: np.ndarray, next_c: np.ndarray, o: np.ndarray) -> np.ndarray:
+    """The total ``dc_t = dnext_c + dh_t ⊙ o ⊙ (1 − tanh²(c_t))`` of one step, ``(N, H)``."""
+    tanh_c = np.tanh(next_c)
+    return dnext_c + dnext_h * o * (1.0 - tanh_c * tanh_c)
+
+
 def step_backward(
     dnext_h: np.ndarray,
     dnext_c: np.ndarray,
@@ -106,7 +124,7 @@ def step_backward(
     """``(dx, dprev_h, dprev_c, dWx, dWh, db)`` of one step (carried gradients included in ``dnext_*``)."""
     i, f, o, g = (gates[k] for k in "ifog")
     tanh_c = np.tanh(next_c)
-    dc = dnext_c + dnext_h * o * (1.0 - tanh_c * tanh_c)
+    dc = cell_gradient(dnext_h, dnext_c, next_c, o)
     parts = {"i": dc * g * i * (1.0 - i), "f": dc * prev_c * f * (1.0 - f)}
     parts.update(o=dnext_h * tanh_c * o * (1.0 - o), g=dc * i * (1.0 - g * g))
     da = np.concatenate([parts[k] for k in order], axis=1)
@@ -130,7 +148,8 @@ def forward(layer: LSTM, params: dict[str, np.ndarray], x: np.ndarray, buffers: 
 
 
 def backward(layer: LSTM, params: dict[str, np.ndarray], cache: tuple, dout: np.ndarray) -> tuple:
-    """``(∂L/∂x (N, T, D), {"Wx", "Wh", "b", "h0"})`` by backprop through every step."""
+    """``(∂L/∂x (N, T, D), {"Wx", "Wh", "b", "h0", "h", "c"})`` by backprop through every step (``"h"``,
+    ``"c"``: each step's total ``dh_t``, ``dc_t``, ``(N, T, H)``)."""
     x, h, cs, gates = cache
     N, T, _ = x.shape
     H = layer.hidden
@@ -139,11 +158,14 @@ def backward(layer: LSTM, params: dict[str, np.ndarray], cache: tuple, dout: np.
     grads = {kind: np.zeros_like(params[kind]) for kind in ("Wx", "Wh", "b")}
     dnext_h = np.zeros((N, H), dtype=dout.dtype)
     dnext_c = np.zeros_like(dnext_h)
+    dh, dc = np.empty_like(h), np.empty_like(h)
     for t in range(T - 1, -1, -1):
         prev_h = h[:, t - 1] if t else h0
         prev_c = cs[:, t - 1] if t else np.zeros_like(dnext_c)
+        dh[:, t] = dout[:, t] + dnext_h
+        dc[:, t] = cell_gradient(dh[:, t], dnext_c, cs[:, t], gates[t]["o"])
         dx[:, t], dnext_h, dnext_c, dWx, dWh, db = step_backward(
-            dout[:, t] + dnext_h,
+            dh[:, t],
             dnext_c,
             x[:, t],
             prev_h,
@@ -158,4 +180,5 @@ def backward(layer: LSTM, params: dict[str, np.ndarray], cache: tuple, dout: np.
         grads["Wh"] += dWh
         grads["b"] += db
     grads["h0"] = dnext_h.sum(axis=0)
+    grads["h"], grads["c"] = dh, dc
     return dx, grads

@@ -20,6 +20,11 @@ STATE_QUANTITIES = ("running_mean", "running_var")
 """Buffers a forward pass updates (train-mode batchnorm), compared as forward quantities."""
 PARAMETER_QUANTITIES = tuple(f"dL/d{kind}" for kind in PARAMETER_KINDS)
 """``dL/dW``, ``dL/db``, ``dL/dgamma``, …: the quantity name of each parameter's gradient."""
+STEP_KINDS = ("h", "c")
+"""Per-step states whose total gradient a recurrent layer's backward reports, ``(N, T, H)``: ``∂L/∂h_t``
+and ``∂L/∂c_t`` (the LSTM's cell), each including what is carried back from step ``t + 1``."""
+STEP_QUANTITIES = tuple(f"dL/d{kind}" for kind in STEP_KINDS)
+"""``dL/dh``, ``dL/dc``: compared one time step at a time."""
 
 
 def split_name(name: str) -> tuple[str, int] | None:

@@ -9,7 +9,10 @@ A layer type is a spec class and two functions:
   has an ``activation`` field, so a pre-activation ``z`` and a ``δ``;
 * ``forward(layer, params, x, buffers) -> (out, cache, state)`` and
   ``backward(layer, params, cache, grad_out) -> (grad_x, grads)``, with ``params``,
-  ``buffers``, ``state`` (updated buffers) and ``grads`` keyed by kind (``"W"``, ``"gamma"``, …).
+  ``buffers``, ``state`` (updated buffers) and ``grads`` keyed by kind (``"W"``, ``"gamma"``, …);
+* ``steps``: the per-step gradients a recurrent layer's backward also puts in ``grads``, by step
+  kind (``"h"``, ``"c"`` of :data:`refbp.layers.names.STEP_KINDS`, arrays ``(N, T, H)``), each
+  with the formula that forms it (the diagnosis quotes it). Empty for every other layer.
 
 Nothing else in refbp or the oracle knows a layer type by name; a new layer type is a new
 module and one entry here (and its twin in :mod:`oracle.twin` and :mod:`oracle.fd_layers`).
@@ -17,8 +20,8 @@ module and one entry here (and its twin in :mod:`oracle.twin` and :mod:`oracle.f
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from refbp.errors import InputError
@@ -44,6 +47,7 @@ class LayerType:
     spec: type
     forward: Callable[..., tuple]
     backward: Callable[..., tuple]
+    steps: Mapping[str, str] = field(default_factory=dict)
 
 
 LAYER_TYPES: dict[str, LayerType] = {
@@ -59,8 +63,8 @@ LAYER_TYPES: dict[str, LayerType] = {
         LayerType("dropout", dropout.Dropout, dropout.forward, dropout.backward),
         LayerType("flatten", flatten.Flatten, flatten.forward, flatten.backward),
         LayerType("embedding", embedding.Embedding, embedding.forward, embedding.backward),
-        LayerType("rnn", rnn.RNN, rnn.forward, rnn.backward),
-        LayerType("lstm", lstm.LSTM, lstm.forward, lstm.backward),
+        LayerType("rnn", rnn.RNN, rnn.forward, rnn.backward, rnn.STEPS),
+        LayerType("lstm", lstm.LSTM, lstm.forward, lstm.backward, lstm.STEPS),
         LayerType("temporal_affine", temporal_affine.TemporalAffine, temporal_affine.forward, temporal_affine.backward),
         LayerType("last_step", last_step.LastStep, last_step.forward, last_step.backward),
     )

@@ -13,6 +13,9 @@ Backward through time, from ``dout = ∂L/∂h`` (the gradient arriving from abo
     ∂L/∂Wx = Σ_t x_tᵀ dz_t     ∂L/∂Wh = Σ_t h_{t−1}ᵀ dz_t     ∂L/∂b = Σ_{t,n} dz_t
     ∂L/∂h0 = Σ_n dnext_{−1}                      (h0 is shared by the batch)
 
+The backward also reports every step's total ``dh_t`` (``grads["h"]``, ``(N, T, H)``): the
+per-step gradient the oracle compares one step at a time (see :data:`STEPS`).
+
 :func:`step_forward` / :func:`step_backward` are one step (CS231n's ``rnn_step_*``).
 """
 
@@ -39,6 +42,14 @@ def states_shape(in_shape: tuple[int, ...], hidden: int, where: str) -> tuple[in
     if len(in_shape) != 2:
         raise InputError(where, "a sequence input (T, D)", f"shape {in_shape}")
     return (in_shape[0], hidden)
+
+
+STEPS = {
+    "h": "dh_t = ∂L/∂a_t + dz_{t+1} Whᵀ with dz_{t+1} = (1 − h_{t+1}²) ⊙ dh_{t+1}: tanh' from step t+1's own "
+    "state, the product with Whᵀ",
+}
+"""The per-step gradients the backward reports, with the formula that forms each (see
+:data:`refbp.layers.names.STEP_KINDS`)."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +103,8 @@ def forward(layer: RNN, params: dict[str, np.ndarray], x: np.ndarray, buffers: d
 
 
 def backward(layer: RNN, params: dict[str, np.ndarray], cache: tuple, dout: np.ndarray) -> tuple:
-    """``(∂L/∂x (N, T, D), {"Wx", "Wh", "b", "h0"})`` by backprop through every step."""
+    """``(∂L/∂x (N, T, D), {"Wx", "Wh", "b", "h0", "h"})`` by backprop through every step (``"h"``: each
+    step's total ``dh_t``, ``(N, T, H)``)."""
     x, h = cache
     N, T, _ = x.shape
     Wx, Wh = params["Wx"], params["Wh"]
@@ -100,11 +112,14 @@ def backward(layer: RNN, params: dict[str, np.ndarray], cache: tuple, dout: np.n
     dx = np.empty_like(x)
     grads = {kind: np.zeros_like(params[kind]) for kind in ("Wx", "Wh", "b")}
     dnext = np.zeros((N, layer.hidden), dtype=dout.dtype)
+    dh = np.empty_like(h)
     for t in range(T - 1, -1, -1):
         prev = h[:, t - 1] if t else h0
-        dx[:, t], dnext, dWx, dWh, db = step_backward(dout[:, t] + dnext, x[:, t], prev, h[:, t], Wx, Wh)
+        dh[:, t] = dout[:, t] + dnext
+        dx[:, t], dnext, dWx, dWh, db = step_backward(dh[:, t], x[:, t], prev, h[:, t], Wx, Wh)
         grads["Wx"] += dWx
         grads["Wh"] += dWh
         grads["b"] += db
     grads["h0"] = dnext.sum(axis=0)
+    grads["h"] = dh
     return dx, grads
