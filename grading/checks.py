@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from grading.derived import derive
 from grading.patterns import diagnose
 from grading.plan import Expect, FunctionCheck, PathStep
 from grading.sandbox import CheckOutcome, SandboxOutcome
@@ -105,6 +106,10 @@ def evaluate(check: FunctionCheck, run: SandboxOutcome) -> list[CheckRow]:
     if outcome is None or outcome.state != "done":
         state = "not_run" if outcome is None else outcome.state
         return _all(check, state, outcome.message if outcome else "not run")
+    if check.derive and (outcome.error is None or int(outcome.error.get("call", 0)) > 0):  # the forward returned
+        check, problem = derive(check, outcome.results)
+        if problem:
+            return _all(check, "type", problem)
     rows = [_expect_row(check, expect, outcome) for expect in check.expects]
     if check.severity == "warn":
         rows = [_as_warning(row, check.advisory) for row in rows]

@@ -3,7 +3,8 @@
 * ``layers`` — row-major layer functions returning ``(out, cache)`` (:mod:`grading.oracle_layers`);
 * ``deep`` — column-major deep-network functions (:mod:`grading.oracle_deep`);
 * ``rnn`` — CS231n's recurrent layer functions (:mod:`grading.oracle_rnn`);
-* ``spec`` — ``backprop(spec_dict, params, X, Y) -> grads`` on refbp's spec (:mod:`grading.oracle_spec`).
+* ``spec`` — ``backprop(spec_dict, params, X, Y) -> grads`` on refbp's spec (:mod:`grading.oracle_spec`);
+* ``cnn`` — CS231n's second assignment: normalisation, dropout, convolution, pooling (:mod:`grading.oracle_cnn`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ INTERFACES: dict[str, Interface] = {
         ),
         Interface(
             "spec", "backprop(spec_dict, params, X, Y) -> grads for a whole refbp network", "grading.oracle_spec"
+        ),
+        Interface(
+            "cnn",
+            "CS231n layers.py of assignment 2: affine/relu, batch/layer/group norm, dropout, naive conv and max pool",
+            "grading.oracle_cnn",
         ),
     )
 }

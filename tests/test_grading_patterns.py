@@ -37,6 +37,21 @@ CASES = {
             "mask_ignored",
         )
     },
+    **{  # the cs231n-a2 catalogue (normalisation, convolution, pooling, dropout)
+        name: (G, G * 0.3 - 1, Hints(batch=4, alternatives={name: (G * 0.3 - 1,)}))
+        for name in (
+            "norm_mean_terms_dropped",
+            "running_stats_not_stored",
+            "momentum_swapped",
+            "test_mode_batch_stats",
+            "kernel_flipped",
+            "padding_not_removed",
+            "pool_grad_everywhere",
+            "dropout_not_rescaled",
+            "dropout_p_is_keep",
+            "dropout_p_is_drop",
+        )
+    },
     "sign_flipped": (G, -G, Hints(batch=4)),
     "bias_averaged": (B, B / 4, Hints(batch=4, bias_sum=True)),
     "missing_batch_division": (G, G * 4, Hints(batch=4, batch_name="m")),

@@ -1,0 +1,106 @@
+"""The ``cs231n-a2`` assignment: a correct course-style A2 ``layers.py`` gets full points, and each classic
+normalisation, convolution, pooling and dropout bug fails the right function with its plain-words hint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grading.assignment import builtin_names, resolve
+from grading.grader import grade_submission
+from grading.oracle_cnn import FUNCTIONS, build
+from grading.sandbox import SandboxLimits
+
+COURSE = Path(__file__).parent / "submissions" / "courses" / "cs231n_a2_layers.py"
+LIMITS = SandboxLimits(function_seconds=20.0, submission_seconds=120.0)
+
+# bug → ([(text of the correct file, what replaces it), ...], functions that must fail, pattern, words of the hint)
+BUGS = {
+    "batchnorm backward without the mean terms": (
+        [("    dsq = np.ones_like(x) * dvar / N\n    dx_centered += 2 * x_centered * dsq\n"
+          "    dmu = -np.sum(dx_centered, axis=0)\n    dx = dx_centered + dmu / N\n", "    dx = dx_centered\n")],
+        {"batchnorm_backward"}, "norm_mean_terms_dropped", "paths through μ and σ²",
+    ),
+    "conv backward with the kernel flipped in dx": (
+        [("+= w[f] * dout[n, f, i, j]", "+= w[f, :, ::-1, ::-1] * dout[n, f, i, j]")],
+        {"conv_backward_naive"}, "kernel_flipped", "rotated by 180° exactly once",
+    ),
+    "conv backward with the window flipped in dw": (
+        [("dw[f] += window * dout[n, f, i, j]", "dw[f] += window[:, ::-1, ::-1] * dout[n, f, i, j]")],
+        {"conv_backward_naive"}, "kernel_flipped", "correlation",
+    ),
+    "conv backward keeping the padding on dx": (
+        [("    dx = dx_pad[:, :, pad:pad + H, pad:pad + W]\n", "    dx = dx_pad\n")],
+        {"conv_backward_naive"}, "padding_not_removed", "cut it back to x's shape",
+    ),
+    "max-pool backward to every window position": (
+        [("+= mask * dout[n, c, i, j]", "+= dout[n, c, i, j]")],
+        {"max_pool_backward_naive"}, "pool_grad_everywhere", "only the position of the maximum",
+    ),
+    "dropout not rescaled (forward and backward)": (
+        [("mask = (np.random.rand(*x.shape) < p) / p", "mask = np.random.rand(*x.shape) < p")],
+        {"dropout_forward", "dropout_backward"}, "dropout_not_rescaled", "divided by the keep probability",
+    ),
+    "dropout rescaled in the forward pass only": (
+        [("mask = (np.random.rand(*x.shape) < p) / p\n        out = x * mask\n",
+          "mask = np.random.rand(*x.shape) < p\n        out = x * mask / p\n")],
+        {"dropout_backward"}, "dropout_not_rescaled", "backward pass alike",
+    ),
+    "batchnorm running statistics never stored": (
+        [('    bn_param["running_mean"] = running_mean\n    bn_param["running_var"] = running_var\n', "")],
+        {"batchnorm_forward", "spatial_batchnorm_forward"}, "running_stats_not_stored", "store them back",
+    ),
+    "batchnorm test mode with the batch statistics": (
+        [("        x_hat = (x - running_mean) / np.sqrt(running_var + eps)\n",
+          "        x_hat = (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + eps)\n")],
+        {"batchnorm_forward", "spatial_batchnorm_forward"}, "test_mode_batch_stats", "running_mean and running_var",
+    ),
+}  # fmt: skip
+
+
+def test_a_correct_a2_layers_file_gets_full_points() -> None:
+    assert {"cs231n-a2", "cs231n-a2-2017"} <= set(builtin_names())
+    assignment = resolve("cs231n-a2")
+    assert [f.name for f in assignment.functions] == list(FUNCTIONS) and assignment.dropout_p == "keep"
+    result = grade_submission(COURSE, "cs231n-a2", 0, LIMITS)
+    assert [(r.check, r.quantity, r.status, r.message) for r in result.rows if not r.passed] == []
+    assert result.passed and result.score == result.max_score == 41
+    assert {r.target for r in result.rows} == set(FUNCTIONS)
+    quantities = {(r.check, r.quantity) for r in result.rows}
+    assert {("batchnorm_forward", "running_mean"), ("batchnorm_forward: test mode", "out"),
+            ("dropout_forward", "kept fraction"), ("dropout_backward: test mode", "dx")} <= quantities  # fmt: skip
+
+
+@pytest.mark.parametrize("bug", sorted(BUGS))
+def test_each_a2_bug_fails_its_function_with_its_hint(bug: str, tmp_path: Path) -> None:
+    replacements, functions, pattern, words = BUGS[bug]
+    text = COURSE.read_text(encoding="utf-8")
+    for right, wrong in replacements:
+        assert text.count(right) == 1, bug
+        text = text.replace(right, wrong)
+    path = tmp_path / "layers.py"
+    path.write_text(text, encoding="utf-8")
+    result = grade_submission(path, "cs231n-a2", 0, LIMITS)
+    failing = [r for r in result.rows if not r.passed]
+    assert {r.target for r in failing} == functions, [(r.target, r.quantity, r.message) for r in failing]
+    for target in functions:
+        assert any(r.target == target and r.pattern == pattern and words in r.diagnosis for r in failing), [
+            (r.target, r.quantity, r.pattern, r.diagnosis) for r in failing
+        ]
+
+
+def test_every_bug_the_oracle_names_differs_from_the_right_answer() -> None:
+    for check in build(5):
+        for expect in check.expects:
+            for bug, values in expect.hints.alternatives.items():
+                for value in values:
+                    same = value.shape == expect.value.shape and np.allclose(value, expect.value)
+                    assert not same, (check.name, expect.quantity, bug)
+
+
+def test_every_backward_check_is_confirmed_by_torch() -> None:
+    twins = {c.target: c.twin for c in build(2) if "backward" in c.target or c.target.endswith("loss")}
+    assert {t for t, twin in twins.items() if not twin} == {"dropout_backward"}  # checked through its own mask
+    assert twins["conv_backward_naive"].startswith("conv_backward:")
