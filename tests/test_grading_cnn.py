@@ -104,3 +104,63 @@ def test_every_backward_check_is_confirmed_by_torch() -> None:
     twins = {c.target: c.twin for c in build(2) if "backward" in c.target or c.target.endswith("loss")}
     assert {t for t, twin in twins.items() if not twin} == {"dropout_backward"}  # checked through its own mask
     assert twins["conv_backward_naive"].startswith("conv_backward:")
+
+
+OLD = Path(__file__).parent / "submissions" / "courses" / "cs231n_a2_2017_layers.py"
+
+
+def test_a_2017_layers_file_gets_full_points_on_the_2017_preset() -> None:
+    assignment = resolve("cs231n-a2-2017")
+    assert assignment.dropout_p == "drop"
+    assert {f.name for f in assignment.functions} == set(FUNCTIONS) - {
+        "layernorm_forward", "layernorm_backward", "spatial_groupnorm_forward", "spatial_groupnorm_backward",
+    }  # fmt: skip
+    result = grade_submission(OLD, "cs231n-a2-2017", 0, LIMITS)
+    assert [(r.check, r.quantity, r.status, r.message) for r in result.rows if not r.passed] == []
+    assert result.passed and result.score == result.max_score == 33
+
+
+@pytest.mark.parametrize(
+    ("course", "assignment", "pattern", "kept"),
+    [
+        (OLD, "cs231n-a2", "dropout_p_is_keep", "expected 0.3"),  # 2017 code (p drops) on the 2018+ handout
+        (COURSE, "cs231n-a2-2017", "dropout_p_is_drop", "expected 0.7"),  # 2018+ code (p keeps) on the 2017 one
+    ],
+    ids=["p keeps", "p drops"],
+)
+def test_each_dropout_p_convention_fails_the_other_reading(course, assignment, pattern, kept) -> None:
+    result = grade_submission(course, assignment, 0, LIMITS)
+    failing = [r for r in result.rows if not r.passed and r.target.startswith("dropout")]
+    assert {(r.check, r.quantity) for r in failing} == {
+        ("dropout_forward", "out"), ("dropout_forward", "kept fraction"), ("dropout_backward", "dx"),
+    }  # fmt: skip
+    assert all(r.pattern == pattern for r in failing), [(r.quantity, r.pattern) for r in failing]
+    fraction = next(r for r in failing if r.quantity == "kept fraction")
+    assert kept in fraction.message
+    tests_mode = [r for r in result.rows if r.check.endswith("test mode") and r.target.startswith("dropout")]
+    assert tests_mode and all(r.passed for r in tests_mode)
+
+
+def test_dropout_is_checked_through_the_submissions_own_mask(tmp_path: Path) -> None:
+    """Another random generator (no seed, binomial draws) passes; a cache without the mask is named."""
+    text = COURSE.read_text(encoding="utf-8")
+    own = tmp_path / "own_rng.py"
+    own.write_text(
+        text.replace(
+            "mask = (np.random.rand(*x.shape) < p) / p",
+            "mask = np.random.default_rng().binomial(1, p, size=x.shape) / p",
+        ),
+        encoding="utf-8",
+    )
+    result = grade_submission(own, "cs231n-a2", 0, LIMITS)
+    assert result.passed and result.score == result.max_score
+    hidden = tmp_path / "no_mask.py"
+    hidden.write_text(
+        text.replace("    cache = (dropout_param, mask)\n", "    cache = (dropout_param, None)\n")
+        .replace("        dx = dout * mask\n", "        dx = dout * (dropout_param['last'] != 0) / 0.3\n")
+        .replace("        out = x * mask\n", "        out = x * mask\n        dropout_param['last'] = out\n"),
+        encoding="utf-8",
+    )
+    failing = [r for r in grade_submission(hidden, "cs231n-a2", 0, LIMITS).rows if not r.passed]
+    assert {r.target for r in failing} == {"dropout_forward", "dropout_backward"}
+    assert all("found no dropout mask in the cache" in r.message for r in failing)
