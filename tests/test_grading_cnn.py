@@ -164,3 +164,14 @@ def test_dropout_is_checked_through_the_submissions_own_mask(tmp_path: Path) -> 
     failing = [r for r in grade_submission(hidden, "cs231n-a2", 0, LIMITS).rows if not r.passed]
     assert {r.target for r in failing} == {"dropout_forward", "dropout_backward"}
     assert all("found no dropout mask in the cache" in r.message for r in failing)
+
+
+def test_refbp_assignments_lists_both_presets_with_their_conventions(capsys) -> None:
+    from refbp.cli import main
+
+    assert main(["assignments"]) == 0
+    out = "\n" + capsys.readouterr().out
+    assert "\ncs231n-a2 (style cnn" in out and "\ncs231n-a2-2017 (style cnn" in out
+    assert "  - spatial_groupnorm_backward: 3 points" in out and "  - conv_backward_naive: 3 points" in out
+    assert "  dropout p: keep (dropout_param['p'] is the probability of keeping a unit)" in out
+    assert "  dropout p: drop (dropout_param['p'] is the probability of dropping a unit)" in out
