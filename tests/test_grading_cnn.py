@@ -11,6 +11,7 @@ import pytest
 from grading.assignment import builtin_names, resolve
 from grading.grader import grade_submission
 from grading.oracle_cnn import FUNCTIONS, build
+from grading.patterns import diagnose
 from grading.sandbox import SandboxLimits
 
 COURSE = Path(__file__).parent / "submissions" / "courses" / "cs231n_a2_layers.py"
@@ -51,6 +52,18 @@ BUGS = {
     "batchnorm running statistics never stored": (
         [('    bn_param["running_mean"] = running_mean\n    bn_param["running_var"] = running_var\n', "")],
         {"batchnorm_forward", "spatial_batchnorm_forward"}, "running_stats_not_stored", "store them back",
+    ),
+    "batchnorm momentum the wrong way round": (
+        [("        running_mean = momentum * running_mean + (1 - momentum) * sample_mean\n",
+          "        running_mean = (1 - momentum) * running_mean + momentum * sample_mean\n"),
+         ("        running_var = momentum * running_var + (1 - momentum) * sample_var\n",
+          "        running_var = (1 - momentum) * running_var + momentum * sample_var\n")],
+        {"batchnorm_forward", "spatial_batchnorm_forward"}, "momentum_swapped", "weighs the old running value",
+    ),
+    "layernorm backward without the mean terms": (
+        [("(D * g - g.sum(axis=1, keepdims=True) - x_hat * (g * x_hat).sum(axis=1, keepdims=True)) / (D * std)",
+          "g / std")],
+        {"layernorm_backward"}, "norm_mean_terms_dropped", "paths through μ and σ²",
     ),
     "batchnorm test mode with the batch statistics": (
         [("        x_hat = (x - running_mean) / np.sqrt(running_var + eps)\n",
@@ -175,3 +188,25 @@ def test_refbp_assignments_lists_both_presets_with_their_conventions(capsys) -> 
     assert "  - spatial_groupnorm_backward: 3 points" in out and "  - conv_backward_naive: 3 points" in out
     assert "  dropout p: keep (dropout_param['p'] is the probability of keeping a unit)" in out
     assert "  dropout p: drop (dropout_param['p'] is the probability of dropping a unit)" in out
+
+
+def test_a_full_convolution_without_the_rotation_is_the_flipped_kernel_bug() -> None:
+    """dx written as the "full" convolution of dout with w as is (the rotation forgotten, or done twice) equals
+    the scatter form with w flipped: the oracle's kernel_flipped value, whichever way the student wrote it."""
+    # the full-convolution form below is for stride 1: the first seed whose conv check has stride 1, pad 1
+    check = next(c for seed in range(40) for c in build(seed) if c.twin == "conv_backward:1,1")
+    x, w, dout = check.inputs["x"], check.inputs["w"], check.inputs["dout"]
+    k, pad = w.shape[2], 1
+    wide = np.pad(dout, ((0, 0), (0, 0), (k - 1, k - 1), (k - 1, k - 1)))
+    dx_pad = np.zeros((x.shape[0], x.shape[1], x.shape[2] + 2 * pad, x.shape[3] + 2 * pad))
+    for i in range(dx_pad.shape[2]):
+        for j in range(dx_pad.shape[3]):
+            dx_pad[:, :, i, j] = np.einsum("nfhw,fchw->nc", wide[:, :, i : i + k, j : j + k], w)  # not rotated
+    got = dx_pad[:, :, pad:-pad, pad:-pad]
+    expect = next(e for e in check.expects if e.quantity == "dx")
+    assert diagnose(expect.value, got, expect.hints)[0] == "kernel_flipped"
+    rotated = np.zeros_like(dx_pad)
+    for i in range(dx_pad.shape[2]):
+        for j in range(dx_pad.shape[3]):
+            rotated[:, :, i, j] = np.einsum("nfhw,fchw->nc", wide[:, :, i : i + k, j : j + k], w[:, :, ::-1, ::-1])
+    np.testing.assert_allclose(rotated[:, :, pad:-pad, pad:-pad], expect.value, rtol=1e-12, atol=1e-12)
