@@ -4,7 +4,7 @@ An assignment is a TOML file::
 
     name = "my-course-hw3"            # how reports and `refbp assignments` call it
     description = "one line"
-    style = "layers"                  # layers | deep | spec: the calling conventions (grading/oracle_*.py)
+    style = "layers"                  # layers | deep | rnn | spec | cnn: the calling conventions (grading/oracle_*.py)
     support = ["helpers.py"]          # course helper files, relative to this file, put beside the submission
     allow_imports = []                # blocked packages (torch, refbp, …) the submission may import anyway
     load = "defs"                     # defs | all: what of the file runs (default: defs for notebooks, all for .py)
@@ -28,7 +28,8 @@ An assignment is a TOML file::
 
 Functions the file does not list are not graded, whatever else a submission defines. The
 built-in assignments ship in ``grading/assignments/``; ``--interface layers|deep|spec`` is
-an alias of the built-in ``layers-all``, ``deep-all``, ``spec-all``.
+an alias of the built-in ``layers-all``, ``deep-all``, ``spec-all`` (``rnn`` of ``cs231n-a3-rnn``,
+``cnn`` of ``cs231n-a2``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ ADVISORIES = {"inplace": "warn", "large_inputs": "warn"}
 GRADS_KEYS = ("dA{l}", "dA{l+1}", "either")
 DROPOUT_P = ("keep", "drop")
 #: ``--interface`` names and the built-in assignment each stands for.
-ALIASES = {"layers": "layers-all", "deep": "deep-all", "spec": "spec-all", "rnn": "cs231n-a3-rnn"}
+ALIASES = {"layers": "layers-all", "deep": "deep-all", "spec": "spec-all", "rnn": "cs231n-a3-rnn", "cnn": "cs231n-a2"}
 _TOP_KEYS = {
     "name", "description", "style", "support", "allow_imports", "load", "advisory", "tolerance", "conventions",
     "functions",

@@ -210,3 +210,11 @@ def test_a_full_convolution_without_the_rotation_is_the_flipped_kernel_bug() -> 
         for j in range(dx_pad.shape[3]):
             rotated[:, :, i, j] = np.einsum("nfhw,fchw->nc", wide[:, :, i : i + k, j : j + k], w[:, :, ::-1, ::-1])
     np.testing.assert_allclose(rotated[:, :, pad:-pad, pad:-pad], expect.value, rtol=1e-12, atol=1e-12)
+
+
+def test_refbp_check_grades_the_2017_file_with_its_preset_and_interface_cnn_means_cs231n_a2(tmp_path, capsys) -> None:
+    from refbp.cli import main
+
+    assert main(["check", str(OLD), "--assignment", "cs231n-a2-2017", "--timeout", "20"]) == 0
+    assert "PASS: cs231n_a2_2017_layers.py: 33/33 (cs231n-a2-2017, seed 0" in capsys.readouterr().out
+    assert resolve("cnn").name == "cs231n-a2"
