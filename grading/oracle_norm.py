@@ -36,7 +36,9 @@ def _rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, 13, 20 + index])
 
 
-def normalised_backward(x: np.ndarray, gamma: np.ndarray, dout: np.ndarray, axes: tuple[int, ...], groups: int = 0):
+def normalised_backward(
+    x: np.ndarray, gamma: np.ndarray, dout: np.ndarray, axes: tuple[int, ...], groups: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(dx, dx without the mean terms, dx without the σ² term)`` of ``gamma · x̂ + beta``, x̂ over ``axes``.
 
     ``groups`` > 0: channel groups of ``(N, C, H, W)`` (``axes`` then index the grouped
@@ -53,7 +55,18 @@ def normalised_backward(x: np.ndarray, gamma: np.ndarray, dout: np.ndarray, axes
     return dx.reshape(shape), direct.reshape(shape), no_var.reshape(shape)
 
 
-def _backward_check(name, forward_call, inputs, dx, wrong, dgamma, dbeta, n, twin) -> FunctionCheck:
+def _backward_check(
+    name: str,
+    forward_call: Call,
+    inputs: dict[str, np.ndarray],
+    dx: np.ndarray,
+    wrong: list[np.ndarray],
+    dgamma: np.ndarray,
+    dbeta: np.ndarray,
+    n: int,
+    twin: str,
+) -> FunctionCheck:
+    """The check of ``name(dout, cache) -> (dx, dgamma, dbeta)``; ``wrong`` holds dx without its mean terms."""
     direct, no_var = wrong
     hints = Hints(batch=n, batch_axis=0, alternatives={"norm_mean_terms_dropped": (direct, no_var)})
     return FunctionCheck(

@@ -35,11 +35,7 @@ CASES = {
             "gate_order_swapped",
             "embedding_overwrites",
             "mask_ignored",
-        )
-    },
-    **{  # the cs231n-a2 catalogue (normalisation, convolution, pooling, dropout)
-        name: (G, G * 0.3 - 1, Hints(batch=4, alternatives={name: (G * 0.3 - 1,)}))
-        for name in (
+            # the cs231n-a2 catalogue (normalisation, convolution, pooling, dropout)
             "norm_mean_terms_dropped",
             "running_stats_not_stored",
             "momentum_swapped",
