@@ -4,7 +4,7 @@ An assignment is a TOML file::
 
     name = "my-course-hw3"            # how reports and `refbp assignments` call it
     description = "one line"
-    style = "layers"                  # layers | deep | rnn | dlai-rnn | spec: the calling conventions
+    style = "layers"                  # layers | deep | rnn | dlai-rnn | nhwc | cnn | spec: the calling conventions
     support = ["helpers.py"]          # course helper files, relative to this file, put beside the submission
     allow_imports = []                # blocked packages (torch, refbp, …) the submission may import anyway
     load = "defs"                     # defs | all: what of the file runs (default: defs for notebooks, all for .py)
@@ -19,6 +19,7 @@ An assignment is a TOML file::
 
     [conventions]                     # deep style only
     grads_keys = "either"             # "dA{l}", "dA{l+1}" or "either" (detected and named in the feedback)
+    dropout_p = "keep"                # cnn style only: dropout_param["p"] keeps ("keep") or drops ("drop") a unit
 
     [functions.dense_backward]        # the course's name for the function ...
     role = "affine_backward"          # ... and the style's function it plays (default: the same name)
@@ -29,7 +30,8 @@ An assignment is a TOML file::
 
 Functions the file does not list are not graded, whatever else a submission defines. The
 built-in assignments ship in ``grading/assignments/``; ``--interface layers|deep|spec`` is
-an alias of the built-in ``layers-all``, ``deep-all``, ``spec-all``.
+an alias of the built-in ``layers-all``, ``deep-all``, ``spec-all`` (``rnn`` of ``cs231n-a3-rnn``,
+``cnn`` of ``cs231n-a2``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ SEVERITIES = ("fail", "warn", "off")
 #: The advisory checks and their default severity.
 ADVISORIES = {"inplace": "warn", "large_inputs": "warn"}
 GRADS_KEYS = ("dA{l}", "dA{l+1}", "either")
+DROPOUT_P = ("keep", "drop")
 #: ``--interface`` names and the built-in assignment each stands for.
 ALIASES = {
     "layers": "layers-all",
@@ -57,6 +60,7 @@ ALIASES = {
     "rnn": "cs231n-a3-rnn",
     "nhwc": "dlai-c4w1",
     "dlai-rnn": "dlai-c5w1",
+    "cnn": "cs231n-a2",
 }
 _TOP_KEYS = {
     "name", "description", "style", "support", "allow_imports", "load", "advisory", "tolerance", "conventions",
@@ -96,6 +100,7 @@ class Assignment:
     rtol: float | None = None
     atol: float | None = None
     grads_keys: str = "dA{l}"
+    dropout_p: str = "keep"
     support: tuple[Path, ...] = ()
     allow_imports: tuple[str, ...] = ()
     load: str | None = None
@@ -204,12 +209,17 @@ def parse(data: dict[str, Any], folder: Path, source: str = "assignment") -> Ass
         if isinstance(value, bool) or not isinstance(value, int | float) or not (0 <= value < 1):
             raise InputError(f"tolerance.{key}", "a number in [0, 1)", value)
     conventions = _table(data, "conventions")
-    _unknown(set(conventions), {"grads_keys"}, "conventions.")
+    _unknown(set(conventions), {"grads_keys", "dropout_p"}, "conventions.")
     grads_keys = conventions.get("grads_keys", "dA{l}")
     if grads_keys not in GRADS_KEYS:
         raise InputError("conventions.grads_keys", "one of " + ", ".join(GRADS_KEYS), grads_keys)
     if "grads_keys" in conventions and style != "deep":
         raise InputError("conventions.grads_keys", 'only with style = "deep"', style)
+    dropout_p = conventions.get("dropout_p", "keep")
+    if dropout_p not in DROPOUT_P:
+        raise InputError("conventions.dropout_p", "one of " + ", ".join(DROPOUT_P), dropout_p)
+    if "dropout_p" in conventions and style != "cnn":
+        raise InputError("conventions.dropout_p", 'only with style = "cnn"', style)
     load = data.get("load")
     if load is not None and load not in ("defs", "all"):
         raise InputError("load", "defs or all", load)
@@ -228,6 +238,7 @@ def parse(data: dict[str, Any], folder: Path, source: str = "assignment") -> Ass
         rtol=tolerance.get("rtol"),
         atol=tolerance.get("atol"),
         grads_keys=grads_keys,
+        dropout_p=dropout_p,
         support=tuple(support),
         allow_imports=tuple(_strings(data, "allow_imports")),
         load=load,

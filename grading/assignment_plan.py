@@ -14,7 +14,7 @@ import functools
 
 from grading.assignment import Assignment
 from grading.interfaces import build_plan
-from grading.plan import FunctionCheck
+from grading.plan import ARGUMENTS, FunctionCheck
 from grading.sandbox import Call
 
 #: What an advisory check is, in the words a feedback uses for it.
@@ -52,6 +52,7 @@ def _adapted(
         atol=assignment.atol,
         grads_keys=assignment.grads_keys if check.target == "L_model_backward" else "",
         optional=optional,
+        convention=assignment.dropout_p if check.derive else "",
     )
 
 
@@ -90,4 +91,4 @@ def assignment_plan(assignment: Assignment, seed: int) -> tuple[FunctionCheck, .
 
 def called_functions(plan: tuple[FunctionCheck, ...]) -> tuple[str, ...]:
     """Every function the checks call (graded or needed for a cache), in first-use order."""
-    return tuple(dict.fromkeys(call.function for check in plan for call in check.calls))
+    return tuple(dict.fromkeys(call.function for check in plan for call in check.calls if call.function != ARGUMENTS))

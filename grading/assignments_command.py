@@ -23,6 +23,9 @@ def describe(assignment) -> list[str]:
     lines = [title, f"  {assignment.description}" if assignment.description else "", f"  advisory: {advisory}"]
     if assignment.style == "deep":
         lines.append(f"  grads keys: {assignment.grads_keys}")
+    if assignment.style == "cnn":
+        meaning = "keeping" if assignment.dropout_p == "keep" else "dropping"
+        lines.append(f"  dropout p: {assignment.dropout_p} (dropout_param['p'] is the probability of {meaning} a unit)")
     if assignment.load:
         lines.append(f"  load: {assignment.load}")
     if assignment.support:

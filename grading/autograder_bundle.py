@@ -65,6 +65,8 @@ def _assignment_toml(assignment: Assignment, support: list[Path]) -> str:
         data["tolerance"] = tolerance
     if assignment.style == "deep":
         data["conventions"] = {"grads_keys": assignment.grads_keys}
+    if assignment.style == "cnn":
+        data["conventions"] = {"dropout_p": assignment.dropout_p}
     functions = {}
     for graded in assignment.functions:
         entry: dict = {}

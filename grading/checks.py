@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from grading.derived import derive
 from grading.error_hints import error_hint
 from grading.patterns import diagnose
 from grading.plan import Expect, FunctionCheck, PathStep
@@ -112,6 +113,10 @@ def evaluate(check: FunctionCheck, run: SandboxOutcome) -> list[CheckRow]:
     if outcome is None or outcome.state != "done":
         state = "not_run" if outcome is None else outcome.state
         return _all(check, state, outcome.message if outcome else "not run")
+    if check.derive and (outcome.error is None or int(outcome.error.get("call", 0)) > 0):  # the forward returned
+        check, problem = derive(check, outcome.results)
+        if problem:
+            return _all(check, "type", problem)
     rows = [_expect_row(check, expect, outcome) for expect in check.expects]
     if check.optional and all(row.status in _NOT_ATTEMPTED for row in rows):
         return _skipped(rows + ([_unchanged_row(check, outcome)] if check.watch else []))

@@ -51,6 +51,9 @@ _copy = wire.np.ndarray.copy
 _exc_info = sys.exc_info
 _extract_tb = traceback.extract_tb
 _os_exit = os._exit
+_tuple = tuple
+#: The pseudo-function of a call that only returns its arguments (state an earlier call left in a dict).
+ARGUMENTS = ":arguments"
 
 
 class _CappedText:
@@ -121,14 +124,15 @@ def _install_guard(blocked: list, blocked_paths: list, allow_processes: bool) ->
     sys.addaudithook(hook)
 
 
-def _resolve(arg, inputs: dict, results: list):
+def _resolve(arg, inputs: dict, results: list, arguments: list):
     if "input" in arg:
         return inputs[arg["input"]]
     if "literal" in arg:
         return arg["literal"]
     if "dict" in arg:
-        return {k: _resolve(v, inputs, results) for k, v in arg["dict"].items()}
-    value = results[arg["result"]]
+        return {k: _resolve(v, inputs, results, arguments) for k, v in arg["dict"].items()}
+    # "argument": the very object passed to an earlier call, as that call left it
+    value = arguments[arg["argument"]][arg["index"]] if "argument" in arg else results[arg["result"]]
     for step in arg["path"]:
         value = value[step]
     return value
@@ -137,16 +141,17 @@ def _resolve(arg, inputs: dict, results: list):
 def _run_check(module, check: dict, arrays: list, names: dict, module_file: str, max_array_bytes: int) -> None:
     _send("start", id=check["id"])
     inputs = {name: _copy(arrays[names[key]]) for name, key in check["keys"].items()}
-    results, trees, out_arrays, error = [], [], [], None
+    results, trees, out_arrays, error, arguments = [], [], [], None, []
     for index, call in enumerate(check["calls"]):
         try:
-            func = getattr(module, call["function"])
-            args = [_resolve(a, inputs, results) for a in call["args"]]
+            func = _tuple if call["function"] == ARGUMENTS else getattr(module, call["function"])
+            args = [_resolve(a, inputs, results, arguments) for a in call["args"]]
         except BaseException:  # an earlier call returned something without the item this call needs
             error = {"call": index, "stage": "arguments", **_error_text(module_file)}
             break
+        arguments.append(args)
         try:
-            value = func(*args)
+            value = func(args) if func is _tuple else func(*args)
         except BaseException:  # anything the submission raises, SystemExit included, is reported
             error = {"call": index, **_error_text(module_file)}
             break

@@ -5,7 +5,8 @@
 * ``rnn`` — CS231n's recurrent layer functions (:mod:`grading.oracle_rnn`);
 * ``nhwc`` — the deeplearning.ai convolution notebook, channels last (:mod:`grading.oracle_nhwc`);
 * ``dlai-rnn`` — deeplearning.ai's column-major RNN/LSTM cells and sequences (:mod:`grading.oracle_dlai_rnn`);
-* ``spec`` — ``backprop(spec_dict, params, X, Y) -> grads`` on refbp's spec (:mod:`grading.oracle_spec`).
+* ``spec`` — ``backprop(spec_dict, params, X, Y) -> grads`` on refbp's spec (:mod:`grading.oracle_spec`);
+* ``cnn`` — CS231n's second assignment: normalisation, dropout, convolution, pooling (:mod:`grading.oracle_cnn`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ INTERFACES: dict[str, Interface] = {
         ),
         Interface(
             "spec", "backprop(spec_dict, params, X, Y) -> grads for a whole refbp network", "grading.oracle_spec"
+        ),
+        Interface(
+            "cnn",
+            "CS231n layers.py of assignment 2: affine/relu, batch/layer/group norm, dropout, naive conv and max pool",
+            "grading.oracle_cnn",
         ),
     )
 }

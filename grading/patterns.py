@@ -237,6 +237,65 @@ CATALOGUE: tuple[Pattern, ...] = (
         "dz / (n_H·n_W) — see distribute_value",
     ),
     Pattern(
+        "norm_mean_terms_dropped",
+        _alternative("norm_mean_terms_dropped"),
+        "the mean and the variance depend on x too: dx = (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) / √(σ² + ε); "
+        "dx̂ / √(σ² + ε) alone drops the paths through μ and σ²",
+    ),
+    Pattern(
+        "running_stats_not_stored",
+        _alternative("running_stats_not_stored"),
+        "the running statistics are not updated: store them back in bn_param "
+        "(bn_param['running_mean'] = running_mean) in train mode",
+    ),
+    Pattern(
+        "momentum_swapped",
+        _alternative("momentum_swapped"),
+        "momentum weighs the old running value: running = momentum · running + (1 − momentum) · batch statistic",
+    ),
+    Pattern(
+        "test_mode_batch_stats",
+        _alternative("test_mode_batch_stats"),
+        "test mode normalises with the batch's own statistics: use running_mean and running_var instead",
+    ),
+    Pattern(
+        "kernel_flipped",
+        _alternative("kernel_flipped"),
+        "the kernel is flipped once too often (or not at all): the forward pass is a correlation that uses w as is, "
+        "so dx scatters dout · w[f] back over each window and dw sums dout · window; written as a full convolution, "
+        "dx needs w rotated by 180° exactly once",
+    ),
+    Pattern(
+        "padding_not_removed",
+        _alternative("padding_not_removed"),
+        "dx still has the padding: it is the gradient of the padded input, cut it back to x's shape "
+        "(dx_pad[:, :, pad:-pad, pad:-pad])",
+    ),
+    Pattern(
+        "pool_grad_everywhere",
+        _alternative("pool_grad_everywhere"),
+        "the gradient goes to every position of the pooling window: only the position of the maximum gets dout "
+        "(a mask window == window.max())",
+    ),
+    Pattern(
+        "dropout_not_rescaled",
+        _alternative("dropout_not_rescaled"),
+        "the kept units are not divided by the keep probability: inverted dropout scales by 1/(keep probability) at "
+        "train time, in the forward and the backward pass alike, so that test time needs no change",
+    ),
+    Pattern(
+        "dropout_p_is_keep",
+        _alternative("dropout_p_is_keep"),
+        "dropout_param['p'] is the probability of keeping a unit in this assignment (mask = rand < p, then divide "
+        "by p); this code treats it as the probability of dropping one",
+    ),
+    Pattern(
+        "dropout_p_is_drop",
+        _alternative("dropout_p_is_drop"),
+        "dropout_param['p'] is the probability of dropping a unit in this assignment (the older handouts: mask = "
+        "rand >= p, then divide by 1 − p); this code treats it as the probability of keeping one",
+    ),
+    Pattern(
         "sign_flipped",
         _sign_flipped,
         "sign flipped: (target − prediction) instead of (prediction − target), or + where − belongs",

@@ -18,6 +18,8 @@ from grading.sandbox import Call, ChildCheck
 
 #: One step of a path into a returned value: a tuple index, a dict key, or alternative dict keys.
 PathStep = int | str | tuple[str, ...]
+#: The pseudo-function of a call that returns its arguments as a tuple (the child's ``ARGUMENTS``).
+ARGUMENTS = ":arguments"
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ class FunctionCheck:
     inputs row (the ``inplace`` advisory); ``rtol``/``atol`` override the tolerance;
     ``grads_keys`` is the accepted grads-key convention of a deep-style ``L_model_backward``;
     ``optional`` marks a function the submission may leave out (its rows are then ``skipped``).
+    ``derive`` names a rule of :mod:`grading.derived` that sets the expected values from what
+    the submission returned (a dropout mask read from its cache); ``convention`` is the
+    assignment's convention that rule follows (``keep`` or ``drop`` for dropout's ``p``).
     """
 
     name: str
@@ -94,11 +99,13 @@ class FunctionCheck:
     atol: float | None = None
     grads_keys: str = ""
     optional: bool = False
+    derive: str = ""
+    convention: str = ""
 
     @property
     def needs(self) -> tuple[str, ...]:
         """Functions the check calls, in call order, without repeats."""
-        return tuple(dict.fromkeys(c.function for c in self.calls))
+        return tuple(dict.fromkeys(c.function for c in self.calls if c.function != ARGUMENTS))
 
     def child_check(self) -> ChildCheck:
         return ChildCheck(id=self.name, calls=self.calls, inputs=dict(self.inputs), watch=self.watch)
@@ -112,6 +119,11 @@ def arg(name: str) -> dict[str, str]:
 def returned(call: int, *path: int | str) -> dict:
     """A call argument: item ``path`` of what call ``call`` returned (e.g. its cache)."""
     return {"result": call, "path": list(path)}
+
+
+def argument(call: int, index: int, *path: int | str) -> dict:
+    """A call argument: item ``path`` of argument ``index`` of call ``call``, as that call left it (a param dict)."""
+    return {"argument": call, "index": index, "path": list(path)}
 
 
 def literal(value: object) -> dict:

@@ -66,7 +66,10 @@ class Call:
 
     Each arg is JSON: ``{"input": name}`` (a fresh copy of an input array, per check),
     ``{"literal": value}``, ``{"dict": {key: arg}}`` or ``{"result": i, "path": [k, …]}``
-    (item ``k`` … of what call ``i`` of the same check returned — a cache, say).
+    (item ``k`` … of what call ``i`` of the same check returned — a cache, say), or
+    ``{"argument": i, "index": j, "path": [k, …]}`` (item ``k`` … of argument ``j`` of call ``i``,
+    as that call left it: the running statistics a batchnorm stored in its ``bn_param``).
+    The function ``":arguments"`` is no submission's: that call returns its arguments as a tuple.
     """
 
     function: str

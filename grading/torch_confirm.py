@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from grading.plan import FunctionCheck
+from grading.torch_cnn import twin as cnn_twin
 from grading.torch_dlai_rnn import TWINS as DLAI_RNN_TWINS
 from grading.torch_nhwc import TWINS as NHWC_TWINS
 from grading.torch_rnn import TWINS as RNN_TWINS
@@ -171,7 +172,11 @@ def confirm(checks: Sequence[FunctionCheck]) -> list[str]:
     for check in checks:
         if check.twin is None:
             continue
-        values = _spec_backprop(check) if check.twin == SPEC_TWIN else TWINS[check.twin](check.inputs)
+        values = (
+            _spec_backprop(check)
+            if check.twin == SPEC_TWIN
+            else (TWINS.get(check.twin) or cnn_twin(check.twin))(check.inputs)
+        )
         for expect in check.expects:
             theirs = values.get(quantity_key(expect.quantity))
             if theirs is None:

@@ -126,3 +126,22 @@ def test_the_bundled_source_builds_as_a_package(bundle, tmp_path):
     (wheel,) = (tmp_path / "w").glob("refbp-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         assert "grading/assignments/cs231n-a1.toml" in archive.namelist()
+
+
+def test_the_cs231n_a2_bundle_grades_a_layers_file_and_names_its_bug(tmp_path):
+    out = tmp_path / "a2.zip"
+    assert main(["autograder", "cs231n-a2", "--out", str(out)]) == 0
+    with zipfile.ZipFile(out) as archive:
+        assert tomllib.loads(archive.read("assignment.toml").decode())["conventions"] == {"dropout_p": "keep"}
+    old = tmp_path / "a2-2017.zip"
+    assert main(["autograder", "cs231n-a2-2017", "--out", str(old)]) == 0
+    with zipfile.ZipFile(old) as archive:  # the bundle keeps the year's reading of dropout's p
+        assert tomllib.loads(archive.read("assignment.toml").decode())["conventions"] == {"dropout_p": "drop"}
+    course = (COURSES / "cs231n_a2_layers.py").read_text(encoding="utf-8")
+    buggy = tmp_path / "layers.py"
+    buggy.write_text(course.replace("+= mask * dout[n, c, i, j]", "+= dout[n, c, i, j]"), encoding="utf-8")
+    results = _gradescope(tmp_path / "run", out, {"layers.py": buggy})
+    failed = [test for test in results["tests"] if test["status"] == "failed"]
+    assert [test["name"] for test in failed] == ["max_pool_backward_naive"]
+    assert "only the position of the maximum" in failed[0]["output"]
+    assert results["score"] == 41 - 2 and sum(test["max_score"] for test in results["tests"]) == 41

@@ -46,6 +46,17 @@ CASES = {
             "db_not_summed",
             "pool_mask_ignored",
             "pool_average_not_divided",
+            # the cs231n-a2 catalogue (normalisation, convolution, pooling, dropout)
+            "norm_mean_terms_dropped",
+            "running_stats_not_stored",
+            "momentum_swapped",
+            "test_mode_batch_stats",
+            "kernel_flipped",
+            "padding_not_removed",
+            "pool_grad_everywhere",
+            "dropout_not_rescaled",
+            "dropout_p_is_keep",
+            "dropout_p_is_drop",
         )
     },
     "sign_flipped": (G, -G, Hints(batch=4)),
