@@ -104,7 +104,7 @@ def conv_backward_bugs(
 ) -> dict[str, dict[str, tuple[np.ndarray, ...]]]:
     """What the classic ``conv_backward`` bugs return: ``{pattern: {quantity: (values, …)}}``.
 
-    * ``conv_padding_not_removed``: ``dA_prev`` with the padding still on (``da_prev_pad`` returned);
+    * ``padding_not_removed``: ``dA_prev`` with the padding still on (``da_prev_pad`` returned);
     * ``conv_padding_cropped_wrong``: the padding cut off one end only (``[:n_H_prev, :n_W_prev]``);
     * ``backward_stride_ignored``: the windows at ``h`` or ``w`` (or both) instead of ``h·stride``, ``w·stride``;
     * ``dW_not_accumulated``: ``dW`` of the last example (reset per example) or of the last window (``=``);
@@ -114,7 +114,7 @@ def conv_backward_bugs(
     n_H_prev, n_W_prev = A_prev.shape[1:3]
     padded = conv_backward(zero_pad(A_prev, pad), W, b, dZ, stride, 0)["dA_prev"]
     bugs: dict[str, dict[str, tuple[np.ndarray, ...]]] = {
-        "conv_padding_not_removed": {"dA_prev": (padded,)},
+        "padding_not_removed": {"dA_prev": (padded,)},
         "conv_padding_cropped_wrong": {"dA_prev": (padded[:, :n_H_prev, :n_W_prev],)},
     }
     if stride > 1:
@@ -141,12 +141,12 @@ def pool_backward_bugs(
 ) -> dict[str, tuple[np.ndarray, ...]]:
     """What the classic ``pool_backward`` bugs return for ``dA_prev``: ``{pattern: (values, …)}``.
 
-    ``pool_mask_ignored`` (max) and ``pool_average_not_divided`` (average) both spread each
+    ``pool_grad_everywhere`` (max) and ``pool_average_not_divided`` (average) both spread each
     ``dA`` entry undivided over its whole window; ``backward_stride_ignored`` uses the windows
     at ``h`` or ``w`` (or both) instead of ``h·stride``, ``w·stride``.
     """
     spread = pool_backward(A_prev, dA, f, stride, "average") * (f * f)
-    bugs = {"pool_mask_ignored" if mode == "max" else "pool_average_not_divided": (spread,)}
+    bugs = {"pool_grad_everywhere" if mode == "max" else "pool_average_not_divided": (spread,)}
     if stride > 1:
         room = (A_prev.shape[1] - f + 1, A_prev.shape[2] - f + 1)
         bugs["backward_stride_ignored"] = _stride_ignored(

@@ -58,7 +58,7 @@ RNN_KEYS = ("Wax", "Waa", "Wya", "ba", "by")
 LSTM_KEYS = ("Wf", "bf", "Wi", "bi", "Wc", "bc", "Wo", "bo", "Wy", "by")
 #: refbp's gate letter → the notebook's (``g``, the candidate cell state, is ``c``: ``Wc``, ``bc``).
 GATES = {"i": "i", "f": "f", "o": "o", "g": "c"}
-#: The notebook's words in the recurrent hints (see :data:`grading.patterns.RECURRENT_TERMS`).
+#: The notebook's words in the recurrent hints (see :data:`grading.patterns.COURSE_TERMS`).
 TERMS = {
     "dh": "da_next",
     "dh_t": "da[:, :, t]",

@@ -60,8 +60,17 @@ def _images(rng: np.random.Generator, smallest: int) -> np.ndarray:
     return rng.standard_normal((int(rng.integers(2, 4)), n_H, n_W, int(rng.integers(2, 4))))
 
 
+#: The notebook's words in the convolution hints (see :data:`grading.patterns.COURSE_TERMS`).
+TERMS = {
+    "dx": "dA_prev",
+    "dx_unpadded": "da_prev_pad[pad:-pad, pad:-pad, :]",
+    "dout": "dA",
+    "pool_mask": "multiply by create_mask_from_window(a_prev_slice)",
+}
+
+
 def _hints(m: int, axis: int | None = None, alternatives: dict | None = None) -> Hints:
-    return Hints(batch=m, batch_name="m", batch_axis=axis, alternatives=alternatives or {})
+    return Hints(batch=m, batch_name="m", batch_axis=axis, alternatives=alternatives or {}, terms=TERMS)
 
 
 def _cached_input(A_prev: np.ndarray, pad: int = 0) -> Expect:

@@ -26,8 +26,9 @@ from oracle.diagnosis import array_pattern
 MATCH_RTOL = 1e-6
 
 PatternTest = Callable[[np.ndarray, np.ndarray, Hints], bool]
-#: The variables the recurrent hints name, in CS231n's words; a check's ``Hints.terms`` gives its course's.
-RECURRENT_TERMS = {
+#: The variables the recurrent and convolution hints name, in CS231n's words; a check's ``Hints.terms``
+#: gives its course's.
+COURSE_TERMS = {
     "dh": "dh",
     "dh_t": "dh[:, t]",
     "dprev_h": "dprev_h",
@@ -35,6 +36,10 @@ RECURRENT_TERMS = {
     "dWh": "dWh",
     "next_h": "next_h",
     "gate_rule": "read in a different order than the forward pass wrote them: CS231n's columns are i, f, o, g",
+    "dx": "dx",
+    "dx_unpadded": "dx_pad[:, :, pad:-pad, pad:-pad]",
+    "dout": "dout",
+    "pool_mask": "a mask window == window.max()",
 }
 
 
@@ -195,12 +200,6 @@ CATALOGUE: tuple[Pattern, ...] = (
         "conv_backward pads it again",
     ),
     Pattern(
-        "conv_padding_not_removed",
-        _alternative("conv_padding_not_removed"),
-        "dA_prev still has the padding: cut pad rows and columns off both sides of the height and width "
-        "(da_prev_pad[pad:-pad, pad:-pad, :]) before storing it in dA_prev",
-    ),
-    Pattern(
         "conv_padding_cropped_wrong",
         _alternative("conv_padding_cropped_wrong"),
         "the padding is cut from one end only: remove pad rows and columns from both sides of the height and "
@@ -223,12 +222,6 @@ CATALOGUE: tuple[Pattern, ...] = (
         _alternative("db_not_summed"),
         "db is not summed over all of dZ: it adds up dZ over the examples and both spatial axes, shape "
         "(1, 1, 1, n_C) — np.sum(dZ, axis=(0, 1, 2)) reshaped, or += inside every loop",
-    ),
-    Pattern(
-        "pool_mask_ignored",
-        _alternative("pool_mask_ignored"),
-        "the gradient goes to every position of the window: max pooling passes dA only to the position of the "
-        "window's maximum — multiply by create_mask_from_window(a_prev_slice)",
     ),
     Pattern(
         "pool_average_not_divided",
@@ -268,14 +261,14 @@ CATALOGUE: tuple[Pattern, ...] = (
     Pattern(
         "padding_not_removed",
         _alternative("padding_not_removed"),
-        "dx still has the padding: it is the gradient of the padded input, cut it back to x's shape "
-        "(dx_pad[:, :, pad:-pad, pad:-pad])",
+        "{dx} still has the padding: it is the gradient of the padded input, cut pad rows and columns off both "
+        "sides of the height and width ({dx_unpadded})",
     ),
     Pattern(
         "pool_grad_everywhere",
         _alternative("pool_grad_everywhere"),
-        "the gradient goes to every position of the pooling window: only the position of the maximum gets dout "
-        "(a mask window == window.max())",
+        "the gradient goes to every position of the pooling window: max pooling passes {dout} only to the "
+        "position of the window's maximum ({pool_mask})",
     ),
     Pattern(
         "dropout_not_rescaled",
@@ -354,7 +347,7 @@ def diagnose(expected: np.ndarray, got: np.ndarray, hints: Hints) -> tuple[str, 
     expected = np.asarray(expected)
     got = np.asarray(got)
     fields = {"m": hints.batch_name, "batch": hints.batch, "got_shape": got.shape, "expected_shape": expected.shape}
-    fields |= RECURRENT_TERMS | dict(hints.terms)
+    fields |= COURSE_TERMS | dict(hints.terms)
     for pattern in CATALOGUE:
         if pattern.test(expected, got, hints):
             hint = pattern.hint if isinstance(pattern.hint, str) else pattern.hint(expected, got, hints)

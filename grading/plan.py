@@ -36,7 +36,7 @@ class Hints:
     stability check (inputs of magnitude ~1000), where any failure means an overflow or an
     underflow; ``formula`` names what is computed there (``softmax``, ``sigmoid``, ``tanh``)
     so that the hint speaks of it. ``terms`` names the course's variables in the recurrent
-    hints (``{"dWh": "dWaa", …}``; see :data:`grading.patterns.RECURRENT_TERMS`).
+    hints (``{"dWh": "dWaa", …}``; see :data:`grading.patterns.COURSE_TERMS`).
     """
 
     batch: int = 1

@@ -48,7 +48,7 @@ BUGS = {
     ),
     "padding_not_removed": (
         "conv_backward", "return dA_prev, dW, db", "return dA_prev_pad, dW, db",
-        {"conv_backward"}, "conv_backward", "conv_padding_not_removed", "still has the padding",
+        {"conv_backward"}, "conv_backward", "padding_not_removed", "still has the padding",
     ),
     "padding_cropped_at_one_end": (
         "conv_backward", "da_prev_pad[pad:-pad, pad:-pad, :]\n", "da_prev_pad[:n_H_prev, :n_W_prev, :]\n",
@@ -78,7 +78,7 @@ BUGS = {
     ),
     "max_pool_mask_ignored": (
         "pool_backward", "+= mask * dA[i, h, w, c]", "+= dA[i, h, w, c]",
-        {"pool_backward"}, "pool_backward", "pool_mask_ignored", "create_mask_from_window",
+        {"pool_backward"}, "pool_backward", "pool_grad_everywhere", "create_mask_from_window",
     ),
     "average_pool_not_divided": (
         "pool_backward", "+= distribute_value(da, shape)", "+= da",
@@ -249,14 +249,14 @@ def test_the_reference_matches_a_plain_channels_last_loop_and_torch() -> None:
     np.testing.assert_allclose(got["dW"], dW, rtol=1e-12)
     np.testing.assert_allclose(got["db"], dZ.sum(axis=(0, 1, 2)).reshape(1, 1, 1, 4), rtol=1e-12)
     bugs = conv_backward_bugs(A_prev, W, b, dZ, stride, pad)
-    np.testing.assert_allclose(bugs["conv_padding_not_removed"]["dA_prev"][0], dA_pad, rtol=1e-12)
+    np.testing.assert_allclose(bugs["padding_not_removed"]["dA_prev"][0], dA_pad, rtol=1e-12)
     assert zero_pad(A_prev, 2).shape == (2, 9, 10, 3)
     x = torch.tensor(A_prev.transpose(0, 3, 1, 2), requires_grad=True)
     out = torch.nn.functional.max_pool2d(x, 2, 1)
     dA = rng.standard_normal(out.shape).transpose(0, 2, 3, 1)
     (dx,) = torch.autograd.grad(out, [x], torch.tensor(dA.transpose(0, 3, 1, 2)))
     np.testing.assert_allclose(pool_backward(A_prev, dA, 2, 1, "max"), dx.numpy().transpose(0, 2, 3, 1), rtol=1e-12)
-    spread = pool_backward_bugs(A_prev, dA, 2, 1, "max")["pool_mask_ignored"][0]
+    spread = pool_backward_bugs(A_prev, dA, 2, 1, "max")["pool_grad_everywhere"][0]
     assert spread.sum() == pytest.approx(4 * dA.sum())
 
 

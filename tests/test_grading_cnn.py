@@ -34,11 +34,11 @@ BUGS = {
     ),
     "conv backward keeping the padding on dx": (
         [("    dx = dx_pad[:, :, pad:pad + H, pad:pad + W]\n", "    dx = dx_pad\n")],
-        {"conv_backward_naive"}, "padding_not_removed", "cut it back to x's shape",
+        {"conv_backward_naive"}, "padding_not_removed", "dx still has the padding",
     ),
     "max-pool backward to every window position": (
         [("+= mask * dout[n, c, i, j]", "+= dout[n, c, i, j]")],
-        {"max_pool_backward_naive"}, "pool_grad_everywhere", "only the position of the maximum",
+        {"max_pool_backward_naive"}, "pool_grad_everywhere", "passes dout only to the position",
     ),
     "dropout not rescaled (forward and backward)": (
         [("mask = (np.random.rand(*x.shape) < p) / p", "mask = np.random.rand(*x.shape) < p")],

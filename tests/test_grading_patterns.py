@@ -39,12 +39,10 @@ CASES = {
             "zero_pad_wrong_axes",
             "bias_left_out",
             "cache_holds_padded_input",
-            "conv_padding_not_removed",
             "conv_padding_cropped_wrong",
             "backward_stride_ignored",
             "dW_not_accumulated",
             "db_not_summed",
-            "pool_mask_ignored",
             "pool_average_not_divided",
             # the cs231n-a2 catalogue (normalisation, convolution, pooling, dropout)
             "norm_mean_terms_dropped",
@@ -52,7 +50,7 @@ CASES = {
             "momentum_swapped",
             "test_mode_batch_stats",
             "kernel_flipped",
-            "padding_not_removed",
+            "padding_not_removed",  # both courses' padding and max-pool bugs, in each course's words
             "pool_grad_everywhere",
             "dropout_not_rescaled",
             "dropout_p_is_keep",

@@ -39,7 +39,12 @@ def test_bundled_examples_exit_1_and_report_the_wrong_claims(tmp_path: Path, cap
     assert json.loads(copy.read_text(encoding="utf-8")) == summary
     assert summary["verdict"] == "fail"
     assert summary["counts_by_status"] == {
-        "ok": 183, "hand-rounded": 1, "wrong": 4, "follows": 2, "unsupported": 0, "disagree": 0,
+        "ok": 183,
+        "hand-rounded": 1,
+        "wrong": 4,
+        "follows": 2,
+        "unsupported": 0,
+        "disagree": 0,
     }
     assert (summary["root_mistakes"], summary["follow_on_mistakes"]) == (4, 2)
     seed000 = "worked/examples/seed000_sigmoid_derivative.toml"
