@@ -25,7 +25,7 @@ from refbp.fields import integer
 from refbp.lean_pass import LeanPass
 from refbp.params import Parameters
 from refbp.spec import NetworkSpec
-from refbp.update_rules import STATE_NAMES, UpdateRule
+from refbp.update_rules import UpdateRule
 
 
 def sgd_step(params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray], lr: float) -> Parameters:
@@ -125,17 +125,7 @@ class Trainer:
 
         The layout of :meth:`worked.optimizers.Optimizer.snapshot`: ``{"W1": {"v": array}, …}``.
         """
-        if self.rule.t == 0:
-            return {}
-        out: dict[str, dict[str, np.ndarray]] = {}
-        start = 0
-        for name in self.trained:
-            shape = self.lean.params[name].shape
-            size = math.prod(shape)
-            out[name] = {k: self.rule.state[k][start : start + size].reshape(shape).copy()
-                         for k in STATE_NAMES[self.rule.kind]}  # fmt: skip
-            start += size
-        return out
+        return self.rule.state_by_name((name, self.lean.params[name].shape) for name in self.trained)
 
 
 @dataclass

@@ -17,7 +17,8 @@ vectors; every state starts at 0 and ``t`` counts steps from 1:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -111,6 +112,21 @@ class UpdateRule:
         self.t += 1
         for call, args in self.tape:
             call(*args)
+
+    def state_by_name(self, layout: Iterable[tuple[str, tuple[int, ...]]]) -> dict[str, dict[str, np.ndarray]]:
+        """Copies of the state cut into the parameters that ``layout`` (name, shape) lays out along ``θ``.
+
+        ``{}`` before the first step, then ``{"W1": {"v": array}, …}`` (``{"W1": {}, …}`` for sgd).
+        """
+        if self.t == 0:
+            return {}
+        out: dict[str, dict[str, np.ndarray]] = {}
+        start = 0
+        for name, shape in layout:
+            size = math.prod(shape)
+            out[name] = {k: v[start : start + size].reshape(shape).copy() for k, v in self.state.items()}
+            start += size
+        return out
 
     def saved(self) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
         """A copy of ``θ``, the state and ``t``, for :meth:`restore`."""
