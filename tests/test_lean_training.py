@@ -225,3 +225,53 @@ def test_the_callers_arrays_are_never_written() -> None:
     snapshot = trainer.parameters()
     trainer.run(1)
     assert not np.array_equal(snapshot["W1"], trainer.parameters()["W1"])  # parameters() are copies
+
+
+GRAPH = """
+title = "a two-layer circuit with a matrix, a vector and scalars"
+learning_rate = 0.1
+optimizer = {optimizer}
+[graph]
+x = [0.5, -1.0]
+t = 0.25
+W = [[0.3, -0.2], [0.1, 0.4]]
+b = [0.05, -0.05]
+v = [0.7, -0.6]
+c = 0.1
+h = "tanh(W @ x + b)"
+y = "sigmoid(v @ h + c)"
+L = "0.5 * (y - t)**2 + 0.01 * sum(W * W)"
+[graph.train]
+loss = "L"
+parameters = ["W", "b", "v", "c"]
+[claims]
+L = "0.1"
+[after_steps.15]
+L = "0.1"
+"""
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_graph_examples_train_as_the_validated_path_bit_for_bit(kind: str) -> None:
+    from worked.example_file import parse_example
+    from worked.graph import gradients_of
+    from worked.graph_check import refbp_graph_trajectory
+
+    example = parse_example(GRAPH.format(optimizer=f'{{ kind = "{kind}" }}'), "graph.toml")
+    part = example.parts[0]
+    states = refbp_graph_trajectory(example, part, set(range(16)))
+    leaves = example.start(part)
+    optimizer = Optimizer(example.optimizer, 0.1)
+    names = list(example.parameters)
+    for step in range(16):
+        state = states[step]
+        assert state.t == step
+        for name in leaves:
+            assert np.array_equal(np.asarray(state.params[name]), np.asarray(leaves[name])), (kind, step, name)
+        snapshot = optimizer.snapshot()
+        assert list(state.optimizer) == list(snapshot)
+        for name, per in snapshot.items():
+            assert_same(state.optimizer[name], {k: np.asarray(v) for k, v in per.items()}, f"{kind} {name} {step}")
+        grads = gradients_of(example.graph, leaves, "L")
+        leaves = {**leaves, **optimizer.step({n: leaves[n] for n in names}, grads)}
+    assert not np.array_equal(np.asarray(leaves["W"]), np.asarray(example.start(part)["W"]))
