@@ -251,17 +251,42 @@ L = "0.1"
 """
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_graph_examples_train_as_the_validated_path_bit_for_bit(kind: str) -> None:
+TRICKY_GRAPH = """
+title = "repeated names, nodes read twice, a max gate, indexing, transposes, softmax and mean"
+learning_rate = 0.05
+optimizer = {optimizer}
+[graph]
+x = [0.5, -1.0, 2.0]
+W = [[0.3, -0.2, 0.1], [0.1, 0.4, -0.3]]
+a = 0.7
+k = 1.5
+s = "W @ x"
+m = "max(s[0] * a, s[1] - a)"
+q = "s * s + m"
+p = "softmax(q)"
+r = "(W.T @ p)[2] / k"
+L = "mean(q * q) - r * r + m ** 2 + relu(s[1]) + abs(a)"
+[graph.train]
+loss = "L"
+parameters = ["W", "a", "k"]
+[claims]
+L = "0.1"
+[after_steps.15]
+L = "0.1"
+"""
+
+
+@pytest.mark.parametrize(("kind", "text"), [(k, GRAPH) for k in KINDS] + [("adam", TRICKY_GRAPH)])
+def test_graph_examples_train_as_the_validated_path_bit_for_bit(kind: str, text: str) -> None:
     from worked.example_file import parse_example
     from worked.graph import gradients_of
     from worked.graph_check import refbp_graph_trajectory
 
-    example = parse_example(GRAPH.format(optimizer=f'{{ kind = "{kind}" }}'), "graph.toml")
+    example = parse_example(text.format(optimizer=f'{{ kind = "{kind}" }}'), "graph.toml")
     part = example.parts[0]
     states = refbp_graph_trajectory(example, part, set(range(16)))
     leaves = example.start(part)
-    optimizer = Optimizer(example.optimizer, 0.1)
+    optimizer = Optimizer(example.optimizer, example.learning_rate)
     names = list(example.parameters)
     for step in range(16):
         state = states[step]
@@ -272,6 +297,6 @@ def test_graph_examples_train_as_the_validated_path_bit_for_bit(kind: str) -> No
         assert list(state.optimizer) == list(snapshot)
         for name, per in snapshot.items():
             assert_same(state.optimizer[name], {k: np.asarray(v) for k, v in per.items()}, f"{kind} {name} {step}")
-        grads = gradients_of(example.graph, leaves, "L")
+        grads = gradients_of(example.graph, leaves, "L")  # the recursive evaluator
         leaves = {**leaves, **optimizer.step({n: leaves[n] for n in names}, grads)}
     assert not np.array_equal(np.asarray(leaves["W"]), np.asarray(example.start(part)["W"]))

@@ -218,13 +218,14 @@ def _forward(expr: Expr, env: Mapping[str, np.ndarray], memo: dict[int, np.ndarr
     elif kind == "name":
         out = np.asarray(env[expr.name], dtype=np.float64)
     else:
-        out = _apply(expr, [_forward(arg, env, memo, signs) for arg in expr.args], signs)
+        out = apply_rule(expr, [_forward(arg, env, memo, signs) for arg in expr.args], signs)
     if memo is not None:
         memo[id(expr)] = out
     return out
 
 
-def _apply(expr: Expr, args: list[np.ndarray], signs: Signs | None) -> np.ndarray:
+def apply_rule(expr: Expr, args: list[np.ndarray], signs: Signs | None) -> np.ndarray:
+    """The value of a compound ``expr`` from its operands' values ``args`` (``signs``: see :func:`forward`)."""
     if expr.kind == "neg":
         return -args[0]
     if expr.kind == "binary":
@@ -280,7 +281,7 @@ def _matmul_vjp(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray
     return da.reshape(a.shape), db.reshape(b.shape)
 
 
-def _input_grads(expr: Expr, g: np.ndarray, args: list[np.ndarray], out: np.ndarray) -> list[np.ndarray | None]:
+def input_grads(expr: Expr, g: np.ndarray, args: list[np.ndarray], out: np.ndarray) -> list[np.ndarray | None]:
     """``g`` pulled back through ``expr`` to each operand (``None``: a constant needs none)."""
     if expr.kind == "neg":
         return [-g]
@@ -352,7 +353,7 @@ def _backward(expr: Expr, grad: np.ndarray, memo: Mapping[int, np.ndarray], adjo
         adjoints[expr.name] = grad if previous is None else previous + grad
         return
     args = [memo[id(arg)] for arg in expr.args]
-    grads = _input_grads(expr, np.asarray(grad, dtype=np.float64), args, memo[id(expr)])
+    grads = input_grads(expr, np.asarray(grad, dtype=np.float64), args, memo[id(expr)])
     for arg, g in zip(expr.args, grads, strict=True):
         if g is not None:
             _backward(arg, np.asarray(g), memo, adjoints)

@@ -22,13 +22,13 @@ from worked.graph import (
     evaluate,
     fd_derivative,
     fd_gradients,
-    gradients_of,
     reverse_mode,
     torch_derivative,
     torch_gradients,
     torch_values,
 )
 from worked.graph_file import GraphExample, GraphPart
+from worked.graph_tape import GradientTape
 from worked.optimizers import Optimizer, torch_optimizer
 from worked.results import Runs, State
 
@@ -78,7 +78,8 @@ def refbp_graph_trajectory(example: GraphExample, part: GraphPart, kept: set[int
 
     The trained leaves are views into one flat vector that the optimiser's in-place rule
     (:class:`refbp.update_rules.UpdateRule`, the numbers of :class:`worked.optimizers.Optimizer`
-    bit for bit) updates, with each step's gradients copied in.
+    bit for bit) updates, with each step's gradients (:class:`worked.graph_tape.GradientTape`,
+    the numbers of :func:`worked.graph.gradients_of` bit for bit) copied in.
     """
     start, loss, names = example.start(part), example.loss, list(example.parameters)
     layout = [(name, np.shape(start[name])) for name in names]
@@ -91,6 +92,7 @@ def refbp_graph_trajectory(example: GraphExample, part: GraphPart, kept: set[int
         grad_views.append((name, g[offset : offset + size].reshape(shape)))
         offset += size
     leaves = {**start, **views}
+    tape = GradientTape(example.graph, loss, names) if loss is not None else None
     spec = example.optimizer
     rule = UpdateRule(spec.kind, spec.settings, example.learning_rate or 0.0, theta, g)
     refbp: dict[int, State] = {}
@@ -100,8 +102,8 @@ def refbp_graph_trajectory(example: GraphExample, part: GraphPart, kept: set[int
                 state = refbp_graph_state(example, part, {n: np.array(v, copy=True) for n, v in leaves.items()})
                 state.optimizer, state.t = rule.state_by_name(layout), step
                 refbp[step] = state
-            if step < max(kept) and loss is not None:
-                grads = gradients_of(example.graph, leaves, loss)
+            if step < max(kept) and tape is not None:
+                grads = tape.gradients(leaves)
                 for name, view in grad_views:
                     np.copyto(view, grads[name])
                 rule.step()
