@@ -25,7 +25,7 @@ from refbp.fields import integer
 from refbp.lean_pass import LeanPass
 from refbp.params import Parameters
 from refbp.spec import NetworkSpec
-from refbp.update_rules import UpdateRule
+from refbp.update_rules import DEFAULTS, KINDS, UpdateRule
 
 
 def sgd_step(params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray], lr: float) -> Parameters:
@@ -67,6 +67,12 @@ class Trainer:
     ) -> None:
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < lr < math.inf:
             raise InputError("lr", "a learning rate > 0", lr)
+        if optimizer not in KINDS:
+            raise InputError("optimizer", "one of " + ", ".join(KINDS), optimizer)
+        unknown = sorted(set(settings or {}) - set(DEFAULTS[optimizer]))
+        if unknown:
+            raise InputError("settings", f"settings of {optimizer} ({', '.join(DEFAULTS[optimizer]) or 'none'})",
+                             unknown[0])  # fmt: skip
         frozen = frozenset(frozen)
         shapes = spec.parameter_shapes() if isinstance(spec, NetworkSpec) else {}
         self.trained = tuple(name for name in shapes if name not in frozen)
@@ -83,6 +89,7 @@ class Trainer:
 
         With ``losses``, the loss before each step is appended to it.
         """
+        steps = integer(steps, "steps", minimum=0, wording="a number of steps >= 0")
         saved = self.rule.saved()
         rule, calls = self.rule, self.lean.tape + self.rule.tape
         with np.errstate(all="ignore"):

@@ -205,6 +205,12 @@ def test_everything_is_validated_once_when_the_trainer_is_built() -> None:
         Trainer(spec, params, X[:, :2], T, lr=0.1)
     with pytest.raises(InputError, match=r"^spec: lr: expected a learning rate > 0"):
         Trainer(spec, params, X, T, lr=float("inf"))
+    with pytest.raises(InputError, match=r"^spec: optimizer: expected one of sgd, momentum"):
+        Trainer(spec, params, X, T, lr=0.1, optimizer="adagrad")
+    with pytest.raises(InputError, match=r"^spec: settings: expected settings of momentum \(beta\), got 'beta1'"):
+        Trainer(spec, params, X, T, lr=0.1, optimizer="momentum", settings={"beta1": 0.5})
+    with pytest.raises(InputError, match=r"^spec: steps: expected a number of steps >= 0"):
+        Trainer(spec, params, X, T, lr=0.1).run(-1)
     typed = SequentialSpec.from_dict({"inputs": [2, 3], "layers": [{"type": "rnn", "hidden": 2},
                                       {"type": "last_step"}, {"units": 1, "activation": "identity"}],
                                       "loss": {"kind": "half_sse"}})  # fmt: skip
