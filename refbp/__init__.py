@@ -31,6 +31,8 @@ _HOME = {
     "LayerGradients": "refbp.trace",
     "quantity_map": "refbp.trace",
     "FitResult": "refbp.train",
+    "NonFiniteError": "refbp.train",
+    "Trainer": "refbp.train",
     "fit": "refbp.train",
     "sgd_step": "refbp.train",
 }
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
     from refbp.params import Parameters, init_parameters, load_parameters
     from refbp.spec import L2Spec, LayerSpec, LossSpec, NetworkSpec
     from refbp.trace import ForwardTrace, Gradients, LayerForward, LayerGradients, quantity_map
-    from refbp.train import FitResult, fit, sgd_step
+    from refbp.train import FitResult, NonFiniteError, Trainer, fit, sgd_step
 
 
 def __getattr__(name: str) -> Any:
@@ -67,7 +69,9 @@ __all__ = [
     "LayerSpec",
     "LossSpec",
     "NetworkSpec",
+    "NonFiniteError",
     "Parameters",
+    "Trainer",
     "backprop",
     "backward",
     "fit",

@@ -86,12 +86,15 @@ def softmax_backward(z: np.ndarray, a: np.ndarray, grad_a: np.ndarray, axis: int
 
 
 def sigmoid_into(z: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
-    """:func:`sigmoid` into ``out``: ``e = e^{-|z|}``, then ``1/(1+e)`` where ``z ≥ 0`` and ``e/(1+e)`` elsewhere."""
+    """:func:`sigmoid` into ``out``: ``e^{min(z, 0)} / (1 + e^{-|z|})``.
+
+    The numerator is 1 where ``z ≥ 0`` (``e^0`` is exactly 1) and ``e^{z}``, the very ``e^{-|z|}``
+    of :func:`sigmoid`, elsewhere: the same numbers as its two branches, with no mask.
+    """
     e = np.exp(np.negative(np.abs(z, out=out), out=out), out=out)
     denominator = np.add(1.0, e, out=scratch)
-    positive = z >= 0
-    np.divide(e, denominator, out=out)
-    return np.divide(1.0, denominator, out=out, where=positive)
+    numerator = np.exp(np.minimum(z, 0.0, out=out), out=out)
+    return np.divide(numerator, denominator, out=out)
 
 
 def sigmoid_backward_into(

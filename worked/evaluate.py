@@ -3,7 +3,9 @@
 The three computations, each carried through the same number of optimiser steps on its
 own parameters (see :mod:`worked.optimizers`; plain ``θ ← θ − η ∂L/∂θ`` by default):
 
-``refbp``  :func:`refbp.network.backprop`, updates by :class:`worked.optimizers.Optimizer`;
+``refbp``  :func:`refbp.network.backprop` at every step a claim (or a hint) needs; the steps
+           between are taken by the lean :class:`refbp.train.Trainer` (validated once, the
+           same numbers bit for bit), with the rules of :mod:`worked.optimizers`;
 ``torch``  the torch twin (:func:`oracle.torch_twin.torch_backprop`, autograd) with the
            parameters held as torch tensors and updated in place by ``torch.optim``;
 ``fd``     central finite differences (:mod:`oracle.finite_diff`): its own forward pass for
@@ -12,7 +14,7 @@ own parameters (see :mod:`worked.optimizers`; plain ``θ ← θ − η ∂L/∂�
 
 Beyond :data:`FULL_PATH_STEPS` steps, torch and finite differences no longer walk the whole
 path themselves: they check each claimed step at refbp's parameters there (refbp alone
-takes the steps, in a lean loop that keeps only the states a claim or a hint needs).
+takes the steps, keeping only the states a claim or a hint needs).
 
 A value is *confirmed* when every available pair agrees within the tolerances of
 :func:`oracle.compare.tolerance_for` (finite differences have nothing to say about
@@ -40,6 +42,7 @@ from refbp.network import backprop
 from refbp.params import Parameters, copy_parameters
 from refbp.spec import NetworkSpec
 from refbp.trace import ForwardTrace, Gradients, quantity_map
+from refbp.train import NonFiniteError, Trainer
 from worked.aliases import LOCAL_QUANTITY, NAMED, Key
 from worked.claim import Claim
 from worked.example_file import Part, WorkedExample
@@ -152,19 +155,7 @@ def trajectories(example: WorkedExample, part: Part, *, device: str | None = Non
 
     spec, lr, X, T = example.spec, example.learning_rate or 0.0, part.X, part.T
     kept, claimed = needed_steps(part.claims, bool(lr))
-    refbp: dict[int, State] = {}
-    params = copy_parameters(example.start(part))
-    optimizer = Optimizer(example.optimizer, lr, example.frozen)
-    for step in range(max(kept) + 1):
-        if step in kept:
-            state = refbp_state(spec, params, X, T)
-            state.optimizer, state.t = optimizer.snapshot(), step
-            refbp[step] = _with_nodes(example, part, state)
-            grads = _gradients(state)
-        else:
-            grads = backprop(spec, params, X, T)[1].by_parameter()
-        if step < max(kept):
-            params = optimizer.step(params, grads)
+    refbp = refbp_trajectory(example, part, kept, claimed)
 
     last = max(claimed)
     twin: dict[int, State] = {}
@@ -198,6 +189,32 @@ def trajectories(example: WorkedExample, part: Part, *, device: str | None = Non
         if step < last:
             params = optimizer.step(params, _gradients(state))
     return {"refbp": refbp, "torch": twin, "fd": diffs}
+
+
+def refbp_trajectory(example: WorkedExample, part: Part, kept: set[int], claimed: set[int]) -> dict[int, State]:
+    """refbp's states at the ``kept`` steps: the steps between are taken by the lean :class:`refbp.train.Trainer`.
+
+    Parameters that become NaN or infinite stop the check with one line naming the file,
+    the ``after_steps`` table and the step (:class:`refbp.train.NonFiniteError`).
+    """
+    spec, X, T = example.spec, part.X, part.T
+    start = example.start(part)
+    if max(kept) == 0:
+        return {0: _with_nodes(example, part, refbp_state(spec, copy_parameters(start), X, T))}
+    trainer = Trainer(spec, start, X, T, lr=example.learning_rate, optimizer=example.optimizer.kind,
+                      settings=example.optimizer.settings, frozen=example.frozen)  # fmt: skip
+    refbp: dict[int, State] = {}
+    for step in sorted(kept):
+        try:
+            trainer.run(step - trainer.step)
+        except NonFiniteError as err:
+            table = min((s for s in claimed if s >= err.step), default=max(claimed))
+            where = (f"parts.{part.name}." if part.name else "") + f"after_steps.{table}"
+            raise err.with_source(example.source, where) from None
+        state = refbp_state(spec, trainer.parameters(), X, T)
+        state.optimizer, state.t = trainer.optimizer_state(), step
+        refbp[step] = _with_nodes(example, part, state)
+    return refbp
 
 
 def _gradients(state: State) -> dict[str, np.ndarray]:

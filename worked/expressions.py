@@ -180,6 +180,9 @@ _ELEMENTWISE: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+_ARITHMETIC = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "**": np.power}
+
+
 def _binary(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if op == "@":
         if a.ndim not in (1, 2) or b.ndim not in (1, 2):
@@ -188,10 +191,7 @@ def _binary(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
             raise ExpressionError(f"shapes that @ can multiply (not {a.shape} and {b.shape})")
         return np.asarray(a @ b)
     try:
-        with np.errstate(all="ignore"):
-            return np.asarray(
-                {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "**": np.power}[op](a, b)
-            )
+        return np.asarray(_ARITHMETIC[op](a, b))
     except ValueError:
         raise ExpressionError(f"shapes that broadcast for {op} (not {a.shape} and {b.shape})") from None
 
@@ -206,20 +206,26 @@ def forward(expr: Expr, env: Mapping[str, np.ndarray], memo: dict[int, np.ndarra
     ``memo`` (if given) receives every sub-expression's value by ``id``, for :func:`backward`;
     ``signs`` (if given) receives, for each kink operation, the side of the kink of every entry.
     """
-    if expr.kind == "const":
+    with np.errstate(all="ignore"):
+        return _forward(expr, env, memo, signs)
+
+
+def _forward(expr: Expr, env: Mapping[str, np.ndarray], memo: dict[int, np.ndarray] | None,
+             signs: Signs | None) -> np.ndarray:  # fmt: skip
+    kind = expr.kind
+    if kind == "const":
         out = np.asarray(expr.value)
-    elif expr.kind == "name":
+    elif kind == "name":
         out = np.asarray(env[expr.name], dtype=np.float64)
     else:
-        args = [forward(arg, env, memo, signs) for arg in expr.args]
-        with np.errstate(all="ignore"):
-            out = _apply(expr, args, signs)
+        out = apply_rule(expr, [_forward(arg, env, memo, signs) for arg in expr.args], signs)
     if memo is not None:
         memo[id(expr)] = out
     return out
 
 
-def _apply(expr: Expr, args: list[np.ndarray], signs: Signs | None) -> np.ndarray:
+def apply_rule(expr: Expr, args: list[np.ndarray], signs: Signs | None) -> np.ndarray:
+    """The value of a compound ``expr`` from its operands' values ``args`` (``signs``: see :func:`forward`)."""
     if expr.kind == "neg":
         return -args[0]
     if expr.kind == "binary":
@@ -275,7 +281,7 @@ def _matmul_vjp(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray
     return da.reshape(a.shape), db.reshape(b.shape)
 
 
-def _input_grads(expr: Expr, g: np.ndarray, args: list[np.ndarray], out: np.ndarray) -> list[np.ndarray | None]:
+def input_grads(expr: Expr, g: np.ndarray, args: list[np.ndarray], out: np.ndarray) -> list[np.ndarray | None]:
     """``g`` pulled back through ``expr`` to each operand (``None``: a constant needs none)."""
     if expr.kind == "neg":
         return [-g]
@@ -311,19 +317,22 @@ def _input_grads(expr: Expr, g: np.ndarray, args: list[np.ndarray], out: np.ndar
     if name in ("max", "min"):
         hit = (a == out).astype(np.float64)
         return [g * hit / hit.sum()]
-    rules: dict[str, Callable[[], np.ndarray]] = {
-        "exp": lambda: g * out,
-        "log": lambda: g / a,
-        "sqrt": lambda: g / (2.0 * out),
-        "abs": lambda: g * np.sign(a),
-        "tanh": lambda: g * (1.0 - out * out),
-        "sigmoid": lambda: g * out * (1.0 - out),
-        "relu": lambda: g * (a > 0),
-        "sum": lambda: np.broadcast_to(g, a.shape).copy(),
-        "mean": lambda: np.broadcast_to(g / a.size, a.shape).copy(),
-        "softmax": lambda: out * (g - (g * out).sum(axis=-1, keepdims=True)) if a.ndim else np.zeros_like(a),
-    }
-    return [rules[name]()]
+    return [_UNARY_RULES[name](g, a, out)]
+
+
+_UNARY_RULES: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
+    # g = ∂N/∂out, a the argument, out = f(a): each returns ∂N/∂a
+    "exp": lambda g, a, out: g * out,
+    "log": lambda g, a, out: g / a,
+    "sqrt": lambda g, a, out: g / (2.0 * out),
+    "abs": lambda g, a, out: g * np.sign(a),
+    "tanh": lambda g, a, out: g * (1.0 - out * out),
+    "sigmoid": lambda g, a, out: g * out * (1.0 - out),
+    "relu": lambda g, a, out: g * (a > 0),
+    "sum": lambda g, a, out: np.broadcast_to(g, a.shape).copy(),
+    "mean": lambda g, a, out: np.broadcast_to(g / a.size, a.shape).copy(),
+    "softmax": lambda g, a, out: out * (g - (g * out).sum(axis=-1, keepdims=True)) if a.ndim else np.zeros_like(a),
+}
 
 
 def backward(expr: Expr, grad: np.ndarray, memo: Mapping[int, np.ndarray], adjoints: dict[str, np.ndarray]) -> None:
@@ -331,18 +340,23 @@ def backward(expr: Expr, grad: np.ndarray, memo: Mapping[int, np.ndarray], adjoi
 
     ``grad`` has the shape of ``expr``'s value; ``memo`` is what :func:`forward` recorded.
     """
-    if expr.kind == "const":
+    with np.errstate(all="ignore"):
+        _backward(expr, grad, memo, adjoints)
+
+
+def _backward(expr: Expr, grad: np.ndarray, memo: Mapping[int, np.ndarray], adjoints: dict[str, np.ndarray]) -> None:
+    kind = expr.kind
+    if kind == "const":
         return
-    if expr.kind == "name":
+    if kind == "name":
         previous = adjoints.get(expr.name)
         adjoints[expr.name] = grad if previous is None else previous + grad
         return
     args = [memo[id(arg)] for arg in expr.args]
-    with np.errstate(all="ignore"):
-        grads = _input_grads(expr, np.asarray(grad, dtype=np.float64), args, memo[id(expr)])
+    grads = input_grads(expr, np.asarray(grad, dtype=np.float64), args, memo[id(expr)])
     for arg, g in zip(expr.args, grads, strict=True):
         if g is not None:
-            backward(arg, np.asarray(g), memo, adjoints)
+            _backward(arg, np.asarray(g), memo, adjoints)
 
 
 def as_array(value: Any) -> np.ndarray:

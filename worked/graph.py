@@ -77,26 +77,28 @@ def _one_hot(shape: tuple[int, ...], index: tuple[int, ...]) -> np.ndarray:
     return seed
 
 
-def reverse_mode(graph: Graph, leaves: Mapping[str, np.ndarray], top: str, index: tuple[int, ...],
+def reverse_mode(graph: Graph, leaves: Mapping[str, np.ndarray], top: str, index: tuple[int, ...] | None,
                  *, overrides: Mapping[str, np.ndarray] | None = None) -> Values:  # fmt: skip
     """``∂top[index]/∂name`` for every leaf and node (zeros where ``top`` does not depend on it).
 
-    With ``overrides``, the named nodes take those values in the forward pass (the values a
-    source printed) and the derivatives are taken there.
+    ``index`` ``None`` is the one entry of a ``top`` that has one. With ``overrides``, the
+    named nodes take those values in the forward pass (the values a source printed) and the
+    derivatives are taken there.
     """
     memo: dict[int, np.ndarray] = {}
     values = evaluate(graph, leaves, memo=memo, overrides=overrides)
-    adjoints: Values = {top: _one_hot(values[top].shape, index)}
+    shape = values[top].shape
+    adjoints: Values = {top: _one_hot(shape, (0,) * len(shape) if index is None else index)}
     names = list(graph.nodes)
     for name in reversed(names[: names.index(top) + 1] if top in graph.nodes else []):
         if name in adjoints:
             backward(graph.nodes[name], adjoints[name], memo, adjoints)
-    return {name: adjoints.get(name, np.zeros_like(values[name])) for name in graph.order}
+    return {name: adjoints[name] if name in adjoints else np.zeros_like(values[name]) for name in graph.order}
 
 
 def gradients_of(graph: Graph, leaves: Mapping[str, np.ndarray], loss: str) -> Values:
     """``∂loss/∂leaf`` for every leaf (the loss is a node with one entry)."""
-    every = reverse_mode(graph, leaves, loss, (0,) * np.ndim(evaluate(graph, leaves)[loss]))
+    every = reverse_mode(graph, leaves, loss, None)
     return {name: every[name] for name in graph.leaves}
 
 

@@ -10,23 +10,25 @@ step at refbp's leaves.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
+from refbp.update_rules import UpdateRule
 from worked.aliases import NAMED
 from worked.evaluate import FULL_PATH_STEPS, needed_steps
 from worked.graph import (
     evaluate,
     fd_derivative,
     fd_gradients,
-    gradients_of,
     reverse_mode,
     torch_derivative,
     torch_gradients,
     torch_values,
 )
 from worked.graph_file import GraphExample, GraphPart
+from worked.graph_tape import GradientTape
 from worked.optimizers import Optimizer, torch_optimizer
 from worked.results import Runs, State
 
@@ -71,6 +73,43 @@ def fd_graph_state(example: GraphExample, part: GraphPart, leaves: dict[str, np.
     return State(params=dict(leaves), values=values, kinks=kinks)
 
 
+def refbp_graph_trajectory(example: GraphExample, part: GraphPart, kept: set[int]) -> dict[int, State]:
+    """refbp's states at the ``kept`` steps.
+
+    The trained leaves are views into one flat vector that the optimiser's in-place rule
+    (:class:`refbp.update_rules.UpdateRule`, the numbers of :class:`worked.optimizers.Optimizer`
+    bit for bit) updates, with each step's gradients (:class:`worked.graph_tape.GradientTape`,
+    the numbers of :func:`worked.graph.gradients_of` bit for bit) copied in.
+    """
+    start, loss, names = example.start(part), example.loss, list(example.parameters)
+    layout = [(name, np.shape(start[name])) for name in names]
+    theta = np.concatenate([np.ravel(start[name]) for name in names]) if names else np.zeros(0)
+    g = np.zeros_like(theta)
+    views, grad_views, offset = {}, [], 0
+    for name, shape in layout:
+        size = math.prod(shape)
+        views[name] = theta[offset : offset + size].reshape(shape)
+        grad_views.append((name, g[offset : offset + size].reshape(shape)))
+        offset += size
+    leaves = {**start, **views}
+    tape = GradientTape(example.graph, loss, names) if loss is not None else None
+    spec = example.optimizer
+    rule = UpdateRule(spec.kind, spec.settings, example.learning_rate or 0.0, theta, g)
+    refbp: dict[int, State] = {}
+    with np.errstate(all="ignore"):
+        for step in range(max(kept) + 1):
+            if step in kept:
+                state = refbp_graph_state(example, part, {n: np.array(v, copy=True) for n, v in leaves.items()})
+                state.optimizer, state.t = rule.state_by_name(layout), step
+                refbp[step] = state
+            if step < max(kept) and tape is not None:
+                grads = tape.gradients(leaves)
+                for name, view in grad_views:
+                    np.copyto(view, grads[name])
+                rule.step()
+    return refbp
+
+
 def graph_trajectories(example: GraphExample, part: GraphPart, *, device: str | None = None) -> Runs:
     """Each computation's states at the steps the part's claims (and their hints) need."""
     import torch
@@ -80,17 +119,7 @@ def graph_trajectories(example: GraphExample, part: GraphPart, *, device: str | 
     kept, claimed = needed_steps(part.claims, bool(lr and loss))
     names = list(example.parameters)
 
-    refbp: dict[int, State] = {}
-    leaves = example.start(part)
-    optimizer = Optimizer(example.optimizer, lr)
-    for step in range(max(kept) + 1):
-        if step in kept:
-            state = refbp_graph_state(example, part, leaves)
-            state.optimizer, state.t = optimizer.snapshot(), step
-            refbp[step] = state
-        if step < max(kept) and loss is not None:
-            grads = gradients_of(graph, leaves, loss)
-            leaves = {**leaves, **optimizer.step({n: leaves[n] for n in names}, grads)}
+    refbp = refbp_graph_trajectory(example, part, kept)
 
     last = max(claimed)
     twin: dict[int, State] = {}

@@ -21,6 +21,10 @@ state starts at 0 and ``t`` counts steps from 1. The conventions are PyTorch's, 
 
 Parameters named in ``frozen`` are never updated; their gradients are still computed and
 can be claimed.
+
+:class:`Optimizer` is the readable form, one new array per operation (used for finite
+differences' own path and for hints); refbp's own path through ``after_steps`` runs the same
+rules in place, in :class:`refbp.update_rules.UpdateRule`, with the same numbers bit for bit.
 """
 
 from __future__ import annotations
@@ -32,14 +36,9 @@ from typing import Any
 
 import numpy as np
 
-KINDS = ("sgd", "momentum", "nesterov", "rmsprop", "adam")
-DEFAULTS: dict[str, dict[str, float]] = {
-    "sgd": {},
-    "momentum": {"beta": 0.9},
-    "nesterov": {"beta": 0.9},
-    "rmsprop": {"beta": 0.99, "eps": 1e-8},
-    "adam": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
-}
+from refbp.update_rules import DEFAULTS, KINDS
+
+__all__ = ["DEFAULTS", "KINDS", "Optimizer", "OptimizerSpec", "optimizer_spec", "torch_optimizer"]
 
 
 @dataclass(frozen=True)
