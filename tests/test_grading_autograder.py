@@ -143,5 +143,5 @@ def test_the_cs231n_a2_bundle_grades_a_layers_file_and_names_its_bug(tmp_path):
     results = _gradescope(tmp_path / "run", out, {"layers.py": buggy})
     failed = [test for test in results["tests"] if test["status"] == "failed"]
     assert [test["name"] for test in failed] == ["max_pool_backward_naive"]
-    assert "only the position of the maximum" in failed[0]["output"]
+    assert "passes dout only to the position of the window's maximum" in failed[0]["output"]
     assert results["score"] == 41 - 2 and sum(test["max_score"] for test in results["tests"]) == 41
