@@ -76,7 +76,8 @@ from oracle.bench_conv import conv_verdict, measure_conv
 from oracle.cases import Case
 from oracle.check import DIRECTIONS
 from oracle.compare import compare_arrays
-from oracle.finite_diff import fd_directional_many, fd_gradients, random_directions_many
+from oracle.fd_directions import random_directions_many
+from oracle.finite_diff import fd_directional_many, fd_gradients
 from oracle.report_markdown import md_table
 from refbp.data import as_targets
 from refbp.losses import dense_targets
@@ -332,11 +333,11 @@ def hotspots(call: Callable[[], Any], *, top: int = 4, seconds: float = 0.3) -> 
 
 
 DIRECTIONAL_PHASES = {
-    "stacked forward pass": "_directional_stacked",
+    "stacked forward pass": "directional_stacked",
     "refbp's fwd+bwd": "backprop",
     "drawing directions": "random_directions_many",
-    "validation and unperturbed forward": "_prepare",
-    "checking directions": "_check_directions",
+    "validation and unperturbed forward": "prepare_net",
+    "checking directions": "check_directions",
     "comparison": "compare_arrays",
 }
 """Where the time of :func:`fd_directional_check` goes: label → the function that does that part."""

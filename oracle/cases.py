@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from oracle.cases_typed import draw_typed
-from oracle.finite_diff import preactivations
+from oracle.fd_dense import preactivations
 from refbp import limits
 from refbp.errors import InputError
 from refbp.spec import KINKED_ACTIVATIONS, NetworkSpec, parse_json
