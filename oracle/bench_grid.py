@@ -93,7 +93,11 @@ def gemm_shapes(batch: int, width: int) -> list[str]:
 
 
 def gemm_calls(batch: int, width: int) -> dict[str, Callable[[], Any]]:
-    """``{"gemm_numpy": …, "gemm_torch": …}``: the three GEMMs of :func:`gemm_shapes` with each BLAS, float64."""
+    """``{"gemm_numpy": …, "gemm_torch": …}``: the three GEMMs of :func:`gemm_shapes` with each BLAS, float64.
+
+    Operands ``a``, ``δ`` (both ``(batch, width)``) and ``W`` are drawn in that order from
+    ``default_rng(0)``; each call returns its three products ``(a W, aᵀ δ, δ Wᵀ)``.
+    """
     import torch
 
     rng = np.random.default_rng(0)
@@ -103,15 +107,17 @@ def gemm_calls(batch: int, width: int) -> dict[str, Callable[[], Any]]:
     ta, tdelta, tW = torch.tensor(a), torch.tensor(delta), torch.tensor(W)
     tz, tgrad_W, tgrad_a = torch.empty(batch, width, dtype=torch.float64), torch.empty_like(tW), torch.empty_like(ta)
 
-    def numpy_gemms() -> None:
+    def numpy_gemms() -> tuple[np.ndarray, ...]:
         np.matmul(a, W, out=z)
         np.matmul(a.T, delta, out=grad_W)
         np.matmul(delta, W.T, out=grad_a)
+        return z, grad_W, grad_a
 
-    def torch_gemms() -> None:
+    def torch_gemms() -> tuple[Any, ...]:
         torch.matmul(ta, tW, out=tz)
         torch.matmul(ta.T, tdelta, out=tgrad_W)
         torch.matmul(tdelta, tW.T, out=tgrad_a)
+        return tz, tgrad_W, tgrad_a
 
     return {"gemm_numpy": numpy_gemms, "gemm_torch": torch_gemms}
 
