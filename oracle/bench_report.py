@@ -42,6 +42,11 @@ def _ms(seconds: float) -> str:
     return f"{milliseconds:.3g}" if milliseconds < 100 else f"{milliseconds:,.0f}"
 
 
+def _load(meta: Mapping, when: str) -> str:
+    values = meta.get(f"load_average_{when}") or []
+    return ", ".join(f"{value:g}" for value in values) or "unknown"
+
+
 def _mib(n_bytes: float) -> str:
     return f"{n_bytes / 2**20:,.1f}"
 
@@ -77,6 +82,8 @@ def render_markdown(result: Mapping) -> str:
         f" · {meta.get('wall_seconds', 0):.0f} s in all",
         "",
         *(f"- {line}" for line in blas_lines(meta["blas"])),
+        f"- load average (1, 5, 15 min, every process on the machine): {_load(meta, 'before')} before, "
+        f"{_load(meta, 'after')} after",
         "",
         f"**{met} of {len(result['targets'])} targets met.** Ratios are medians of interleaved samples "
         "(refbp time / torch time: below 1 means refbp is faster).",
