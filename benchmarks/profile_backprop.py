@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from oracle.bench import grid_spec, parse_size
+from oracle.bench_grid import grid_spec, parse_size
 from oracle.cases import Case
 from refbp.network import backprop, textbook_backprop
 

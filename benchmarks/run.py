@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 
-from oracle.bench import GRID, grid_table_text, measure_grid_size, parse_size, thread_limit
+from oracle.bench_blas import blas_info, blas_lines
+from oracle.bench_grid import GRID, measure_grid_size, parse_size
+from oracle.bench_measure import thread_limit
+from oracle.bench_report import grid_table_text
 
 
 def main() -> None:
@@ -26,15 +29,13 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with thread_limit(args.threads):
-        for index, grid_size in enumerate(args.sizes):
-            last = index == len(args.sizes) - 1
-            rows.append(
-                measure_grid_size(grid_size, repeats=args.repeats, sample_seconds=args.sample_seconds, with_matmul=last)
-            )
+        print("\n".join(blas_lines(blas_info())), flush=True)
+        for grid_size in args.sizes:
+            rows.append(measure_grid_size(grid_size, repeats=args.repeats, sample_seconds=args.sample_seconds))
             print(grid_table_text(rows).splitlines()[-1] if rows[1:] else grid_table_text(rows), flush=True)
     largest = rows[-1]
     print(
-        f"matmul {largest['gflops']['matmul']:.1f} GFLOP/s at ({largest['batch']}, {largest['width']}): "
+        f"NumPy's GEMM ceiling {largest['gflops']['matmul']:.1f} GFLOP/s at ({largest['batch']}, {largest['width']}): "
         f"refbp reaches {largest['matmul_share']:.0%} of it; threads {args.threads}"
     )
 

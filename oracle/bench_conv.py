@@ -27,7 +27,7 @@ def measure_conv(*, smoke: bool, repeats: int, sample_seconds: float) -> dict[st
 
     import torch
 
-    from oracle.bench import time_interleaved
+    from oracle.bench_measure import time_interleaved
     from refbp.layers import conv
 
     shape, filters = (SMOKE_SHAPE, SMOKE_FILTERS) if smoke else (CONV_SHAPE, FILTERS)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from oracle.cases_typed import draw_typed
-from oracle.finite_diff import preactivations
+from oracle.fd_dense import preactivations
 from refbp import limits
 from refbp.errors import InputError
 from refbp.spec import KINKED_ACTIVATIONS, NetworkSpec, parse_json
@@ -119,9 +119,7 @@ def _draw(spec: NetworkSpec, batch: int, seed: int, attempt: int, targets: str |
     return CaseData(params=params, X=X, T=draw_targets(spec, batch, seed, rng, targets))
 
 
-def draw_targets(
-    spec: Any, batch: int, seed: int, rng: np.random.Generator, targets: str | None = None
-) -> np.ndarray:
+def draw_targets(spec: Any, batch: int, seed: int, rng: np.random.Generator, targets: str | None = None) -> np.ndarray:
     """Targets that fit the loss, in the form ``targets`` names (see :meth:`Case.materialize`)."""
     dtype = np.dtype(spec.dtype)
     kind = spec.loss.kind

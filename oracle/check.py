@@ -37,8 +37,10 @@ import numpy as np
 
 from oracle.compare import CALL, FAILING_STATUSES, Row, compare_arrays, error_row, first_divergence
 from oracle.diagnosis import array_pattern, entry_hint, l2_hint, structural_hint
+from oracle.fd_dense import fd_targets
+from oracle.fd_directions import random_directions_many
 from oracle.fd_steps import step_gradients, step_targets
-from oracle.finite_diff import fd_directional_many, fd_gradients, fd_targets, random_directions_many
+from oracle.finite_diff import fd_directional_many, fd_gradients
 from oracle.raised import describe_exception
 from oracle.step_hints import carried_hint, inherited_hint, step_hint, summed_hint
 from oracle.supports import Unsupported

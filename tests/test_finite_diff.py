@@ -11,20 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import oracle.finite_diff as finite_diff
+import oracle.fd_dense as fd_dense
+import oracle.fd_stacked as fd_stacked
 from oracle.cases import Case
-from oracle.finite_diff import (
-    STEP_SCALE,
-    fd_directional,
-    fd_directional_many,
-    fd_gradients,
-    fd_targets,
-    preactivations,
-    random_directions,
-    random_directions_many,
-    stacked_loss,
-    suggested_tolerance,
-)
+from oracle.fd_dense import STEP_SCALE, fd_targets, preactivations, stacked_loss
+from oracle.fd_directions import random_directions, random_directions_many
+from oracle.fd_functions import activate
+from oracle.finite_diff import fd_directional, fd_directional_many, fd_gradients, suggested_tolerance
 from oracle.strategies import cases
 from refbp.errors import InputError
 from refbp.spec import L2Spec, LayerSpec, LossSpec, NetworkSpec
@@ -456,23 +449,23 @@ def test_stacked_directional_in_groups_and_on_the_textbook_path_when_memory_is_s
     directions = _directions_for(spec, 5, 2, np.random.default_rng(1))
     whole = fd_directional_many(spec, data.params, data.X, data.T, directions)
     stacks: list[int] = []  # targets per stacked forward pass
-    run_stack = finite_diff._run_stack
+    run_stack = fd_stacked.run_stack
 
     def counting_run_stack(net, group, results):
         stacks.append(len(group))
         run_stack(net, group, results)
 
-    monkeypatch.setattr(finite_diff, "_run_stack", counting_run_stack)
-    fits_one_target = 2 * 2 * finite_diff._LIVE_COPIES * 8 * 5 * sum(spec.widths)  # 2k copies of every layer
-    monkeypatch.setattr(finite_diff, "MEMORY_BUDGET", fits_one_target)
+    monkeypatch.setattr(fd_stacked, "run_stack", counting_run_stack)
+    fits_one_target = 2 * 2 * fd_dense.LIVE_COPIES * 8 * 5 * sum(spec.widths)  # 2k copies of every layer
+    monkeypatch.setattr(fd_dense, "MEMORY_BUDGET", fits_one_target)
     assert_same_directional(fd_directional_many(spec, data.params, data.X, data.T, directions), whole, 1e3)
     assert 1 < len(stacks) < len(directions) - 1
     stacks.clear()
-    monkeypatch.setattr(finite_diff, "MEMORY_BUDGET", 1)  # no target fits: all on the textbook path
+    monkeypatch.setattr(fd_dense, "MEMORY_BUDGET", 1)  # no target fits: all on the textbook path
     assert_same_directional(fd_directional_many(spec, data.params, data.X, data.T, directions), whole, 1e3)
     assert stacks == []
-    monkeypatch.setattr(finite_diff, "SCRATCH_BYTES", 0)  # nothing kept: fresh work arrays every call
-    monkeypatch.setattr(finite_diff, "MEMORY_BUDGET", 32 * 2**20)
+    monkeypatch.setattr(fd_stacked, "SCRATCH_BYTES", 0)  # nothing kept: fresh work arrays every call
+    monkeypatch.setattr(fd_dense, "MEMORY_BUDGET", 32 * 2**20)
     assert_same_directional(fd_directional_many(spec, data.params, data.X, data.T, directions), whole, 1e3)
     assert stacks[-1] == len(directions) - 1  # all but the output's a_L in one stack
 
@@ -551,8 +544,8 @@ def test_stacked_directional_from_several_threads():
 def test_fast_activations_give_the_textbook_numbers(layer):
     z = np.concatenate([np.random.default_rng(0).normal(scale=4.0, size=(2, 5, 3)), [[[0.0, -0.0, 800.0]] * 5]])
     z[0, 0] = [-800.0, 1e-300, -1e-300]
-    expected = finite_diff._activate(z, layer)
-    got = finite_diff._activate_into(z, layer, 99)
+    expected = activate(z, layer)
+    got = fd_stacked.activate_into(z, layer, 99)
     assert got.shape == expected.shape
     assert np.array_equal(got, expected)  # −0.0 == 0.0: relu's max(z, 0) may keep a zero's sign
 
@@ -697,8 +690,8 @@ def test_released_work_arrays_are_dropped_and_the_numbers_stay():
     data = Case(spec, batch=4, seed=5).materialize()
     directions = _directions_for(spec, 4, 2, np.random.default_rng(1))
     kept = fd_directional_many(spec, data.params, data.X, data.T, directions)
-    assert finite_diff._SCRATCH.nbytes > 0 and finite_diff._SCRATCH.arrays
-    finite_diff.release_work_arrays()
-    assert finite_diff._SCRATCH.nbytes == 0 and not finite_diff._SCRATCH.arrays
+    assert fd_stacked.SCRATCH.nbytes > 0 and fd_stacked.SCRATCH.arrays
+    fd_stacked.release_work_arrays()
+    assert fd_stacked.SCRATCH.nbytes == 0 and not fd_stacked.SCRATCH.arrays
     again = fd_directional_many(spec, data.params, data.X, data.T, directions)
     assert_same_directional(again, kept, 1.0)

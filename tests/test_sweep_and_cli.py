@@ -13,7 +13,7 @@ import pytest
 
 from oracle.cases import KINK_MARGIN, Case
 from oracle.check import check_case
-from oracle.finite_diff import preactivations
+from oracle.fd_dense import preactivations
 from oracle.sweep import run_sweep
 from refbp.cli import main
 from refbp.network import backprop

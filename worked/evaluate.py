@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 
 from oracle.compare import tolerance_for
+from oracle.fd_dense import layout_swap, preactivations, stacked_loss
 from oracle.fd_functions import activate
-from oracle.finite_diff import fd_gradients, layout_swap, preactivations, stacked_loss
+from oracle.finite_diff import fd_gradients
 from refbp.activations import activation_for
 from refbp.data import batch_size
 from refbp.network import backprop

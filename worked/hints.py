@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from oracle.diagnosis import array_pattern
-from oracle.finite_diff import layout_swap
+from oracle.fd_dense import layout_swap
 from refbp.data import batch_size
 from worked.aliases import LOCAL_QUANTITY, Entry
 from worked.example_file import WorkedExample

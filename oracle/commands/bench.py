@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from oracle.bench import REPORT_KINDS, BenchConfig, run_benchmarks, write_report
+    from oracle.bench import BenchConfig, run_benchmarks
+    from oracle.bench_report import REPORT_KINDS, write_report
 
     output_folder(args.out, "--out", files=[f"benchmarks.{kind}" for kind in REPORT_KINDS])
     config = BenchConfig.smoke_test() if args.smoke else BenchConfig()
@@ -59,11 +60,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summary_text(result: dict, paths: dict[str, Path]) -> str:
-    """The grid table (ratios side by side), then every target's verdict, then the report paths."""
-    from oracle.bench import grid_table_text
+    """The machine and both BLAS, the grid table (ratios and GEMM ceilings side by side), every verdict, the paths."""
+    from oracle.bench_blas import blas_lines
+    from oracle.bench_report import grid_table_text
 
-    lines = [grid_table_text(result["grid"])]
-    lines.append(f"threads: {result['meta']['threads']}; wall {result['meta']['wall_seconds']:.0f} s")
+    meta = result["meta"]
+    lines = [*blas_lines(meta["blas"]), grid_table_text(result["grid"])]
+    load = ", ".join(f"{value:g}" for value in meta.get("load_average_before", []))
+    lines.append(f"threads: {meta['threads']}; load average before: {load or '?'}; wall {meta['wall_seconds']:.0f} s")
     for target in result["targets"]:
         verdict = "met" if target["met"] else f"MISSED by {target['missed_by']}"
         lines.append(f"  [{verdict}] {target['target']}: {target['measured']} (goal {target['goal']})")
