@@ -57,25 +57,51 @@ def _tanh_prime_wrong_step(dh, x, prev, h, p):
     return rnn.step_backward(dh, x, prev, prev, p["Wx"], p["Wh"])
 
 
+def _lstm_stepwise_backward(layer, params, cache, dout, step=lstm.step_backward, order: str | None = None):
+    """BPTT as a loop over :func:`refbp.layers.lstm.step_backward` (``step``), reading refbp's cache:
+    ``x (N, T, D)``, the states, cells and gates ``(T, N, ·)``, the gates in the layer's column order.
+    ``order`` is the column order the step assembles its gate gradients in (the layer's when None)."""
+    x, h, cs, gates = cache
+    N, T, _ = x.shape
+    H = layer.hidden
+    blocks = {gate: slice(k * H, (k + 1) * H) for k, gate in enumerate(layer.gate_order)}
+    h0 = np.broadcast_to(params["h0"], (N, H))
+    dx = np.empty_like(x)
+    grads = {kind: np.zeros_like(params[kind]) for kind in ("Wx", "Wh", "b")}
+    dtype = np.result_type(dout, gates)
+    grads["h"], grads["c"] = np.empty((N, T, H), dtype=dtype), np.empty((N, T, H), dtype=dtype)
+    dnext_h, dnext_c = np.zeros((N, H), dtype=dtype), np.zeros((N, H), dtype=dtype)
+    for t in range(T - 1, -1, -1):
+        named = {gate: gates[t][:, blocks[gate]] for gate in "ifog"}
+        prev_h, prev_c = (h[t - 1], cs[t - 1]) if t else (h0, np.zeros((N, H), dtype=dtype))
+        dh = dout[:, t] + dnext_h
+        grads["h"][:, t], grads["c"][:, t] = dh, lstm.cell_gradient(dh, dnext_c, cs[t], named["o"])
+        dx[:, t], dnext_h, dnext_c, dWx, dWh, db = step(
+            dh, dnext_c, x[:, t], prev_h, prev_c, cs[t], named, params["Wx"], params["Wh"], order or layer.gate_order
+        )
+        grads["Wx"] += dWx
+        grads["Wh"] += dWh
+        grads["b"] += db
+    grads["h0"] = dnext_h.sum(axis=0)
+    return dx, grads
+
+
 def lstm_gate_order_swapped(layer, params, cache, dout):
     """Forward in the layer's gate order, backward assembling the gate gradients in the other one."""
     other = "ifgo" if layer.gate_order == "ifog" else "ifog"
-    return lstm.backward(replace(layer, gate_order=other), params, cache, dout)
+    return _lstm_stepwise_backward(layer, params, cache, dout, order=other)
 
 
 def lstm_forget_factor_dropped(layer, params, cache, dout):
     """``dprev_c = dc``: the cell gradient carried to step t−1 without the forget gate's factor ``f``."""
-    right = lstm.step_backward
 
     def step(dnext_h, dnext_c, x, prev_h, prev_c, next_c, gates, Wx, Wh, order="ifog"):
-        dx, dprev_h, _, dWx, dWh, db = right(dnext_h, dnext_c, x, prev_h, prev_c, next_c, gates, Wx, Wh, order)
+        dx, dprev_h, _, dWx, dWh, db = lstm.step_backward(
+            dnext_h, dnext_c, x, prev_h, prev_c, next_c, gates, Wx, Wh, order
+        )
         return dx, dprev_h, lstm.cell_gradient(dnext_h, dnext_c, next_c, gates["o"]), dWx, dWh, db
 
-    lstm.step_backward = step
-    try:
-        return lstm.backward(layer, params, cache, dout)
-    finally:
-        lstm.step_backward = right
+    return _lstm_stepwise_backward(layer, params, cache, dout, step=step)
 
 
 def embedding_overwrites(layer, params, cache, dout):
@@ -120,6 +146,23 @@ def buggy(kind: str, replacement: Callable) -> Callable:
             LAYER_TYPES[kind] = original
 
     return backprop
+
+
+@pytest.mark.parametrize("order", ["ifog", "ifgo"])
+def test_the_stepwise_lstm_loop_is_refbp_lstm_backward(order: str) -> None:
+    """The loop the LSTM bugs are injected into gives refbp's own backward when nothing is broken."""
+    rng = np.random.default_rng(3)
+    layer = lstm.LSTM(hidden=3, gate_order=order)
+    params = {name: rng.standard_normal(shape) for name, shape in layer.parameter_shapes((4, 5)).items()}
+    x = rng.standard_normal((2, 4, 5))
+    out, cache, _ = lstm.forward(layer, params, x, {})
+    dout = rng.standard_normal(out.shape)
+    dx, grads = lstm.backward(layer, params, cache, dout)
+    dx_loop, grads_loop = _lstm_stepwise_backward(layer, params, cache, dout)
+    np.testing.assert_allclose(dx_loop, dx, rtol=1e-12, atol=1e-14)
+    assert grads_loop.keys() == grads.keys()
+    for name in grads:
+        np.testing.assert_allclose(grads_loop[name], grads[name], rtol=1e-12, atol=1e-14, err_msg=name)
 
 
 def test_the_harness_loop_is_refbp_when_nothing_is_broken() -> None:
