@@ -23,6 +23,7 @@ import contextlib
 import importlib.util
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,18 @@ from pathlib import Path
 from refbp.errors import InputError
 
 LOADS = ("defs", "all")
+# CPython 3.11's ast.parse keeps its recursion depth in interpreter-wide state: two threads
+# parsing at once (``refbp grade --jobs``) can fail with "AST constructor recursion depth
+# mismatch". One parse at a time.
+_PARSE_LOCK = threading.Lock()
+
+
+def parse_python(text: str) -> ast.Module:
+    """``ast.parse(text)``, one thread at a time (raises :class:`SyntaxError` as ``ast.parse`` does)."""
+    with _PARSE_LOCK:
+        return ast.parse(text)
+
+
 _WHERE = re.compile(r"^line (\d+)(.*)$", re.S)
 
 
@@ -56,7 +69,7 @@ class PreparedSource:
     def defines(self) -> set[str]:
         """Names of the top-level functions (empty when the source does not parse)."""
         try:
-            tree = ast.parse(self.text)
+            tree = parse_python(self.text)
         except SyntaxError:
             return set()
         return {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
@@ -178,7 +191,7 @@ def _drop_magics(lines: list[str], place: str, notes: _Notes) -> None:
 
 def _parse(text: str, place: str, notes: _Notes) -> ast.Module | None:
     try:
-        return ast.parse(text)
+        return parse_python(text)
     except SyntaxError as err:
         detail = f"{err.msg}, line {err.lineno}" if err.lineno else err.msg
         notes.invalid.append(f"{place} is not valid Python ({detail}) and was skipped.")
@@ -205,7 +218,7 @@ def prepare(path: Path, load: str | None = None, support: Iterable[str] = ()) ->
     text = path.read_text(encoding="utf-8", errors="replace")
     lines = text.split("\n")
     try:
-        tree = ast.parse(text)
+        tree = parse_python(text)
     except SyntaxError:
         return PreparedSource(text, path.name)  # the child reports the SyntaxError with its line
     _filter(lines, tree, load, available, "line", notes)
