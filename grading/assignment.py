@@ -20,6 +20,8 @@ An assignment is a TOML file::
     [conventions]                     # deep style only
     grads_keys = "either"             # "dA{l}", "dA{l+1}" or "either" (detected and named in the feedback)
     dropout_p = "keep"                # cnn style only: dropout_param["p"] keeps ("keep") or drops ("drop") a unit
+    size1_scalars = "numpy"           # "legacy": float(b) / int(b) of an input array of one entry, any shape,
+                                      # work as in NumPy before 1.25 (a course that writes float(b), b (1, 1, 1))
 
     [functions.dense_backward]        # the course's name for the function ...
     role = "affine_backward"          # ... and the style's function it plays (default: the same name)
@@ -52,6 +54,8 @@ SEVERITIES = ("fail", "warn", "off")
 ADVISORIES = {"inplace": "warn", "large_inputs": "warn"}
 GRADS_KEYS = ("dA{l}", "dA{l+1}", "either")
 DROPOUT_P = ("keep", "drop")
+#: How float()/int() treat an array of one entry with dimensions: as the NumPy installed, or as NumPy < 1.25.
+SIZE1_SCALARS = ("numpy", "legacy")
 #: ``--interface`` names and the built-in assignment each stands for.
 ALIASES = {
     "layers": "layers-all",
@@ -101,6 +105,7 @@ class Assignment:
     atol: float | None = None
     grads_keys: str = "dA{l}"
     dropout_p: str = "keep"
+    size1_scalars: str = "numpy"
     support: tuple[Path, ...] = ()
     allow_imports: tuple[str, ...] = ()
     load: str | None = None
@@ -209,7 +214,7 @@ def parse(data: dict[str, Any], folder: Path, source: str = "assignment") -> Ass
         if isinstance(value, bool) or not isinstance(value, int | float) or not (0 <= value < 1):
             raise InputError(f"tolerance.{key}", "a number in [0, 1)", value)
     conventions = _table(data, "conventions")
-    _unknown(set(conventions), {"grads_keys", "dropout_p"}, "conventions.")
+    _unknown(set(conventions), {"grads_keys", "dropout_p", "size1_scalars"}, "conventions.")
     grads_keys = conventions.get("grads_keys", "dA{l}")
     if grads_keys not in GRADS_KEYS:
         raise InputError("conventions.grads_keys", "one of " + ", ".join(GRADS_KEYS), grads_keys)
@@ -220,6 +225,9 @@ def parse(data: dict[str, Any], folder: Path, source: str = "assignment") -> Ass
         raise InputError("conventions.dropout_p", "one of " + ", ".join(DROPOUT_P), dropout_p)
     if "dropout_p" in conventions and style != "cnn":
         raise InputError("conventions.dropout_p", 'only with style = "cnn"', style)
+    size1_scalars = conventions.get("size1_scalars", "numpy")
+    if size1_scalars not in SIZE1_SCALARS:
+        raise InputError("conventions.size1_scalars", "one of " + ", ".join(SIZE1_SCALARS), size1_scalars)
     load = data.get("load")
     if load is not None and load not in ("defs", "all"):
         raise InputError("load", "defs or all", load)
@@ -239,6 +247,7 @@ def parse(data: dict[str, Any], folder: Path, source: str = "assignment") -> Ass
         atol=tolerance.get("atol"),
         grads_keys=grads_keys,
         dropout_p=dropout_p,
+        size1_scalars=size1_scalars,
         support=tuple(support),
         allow_imports=tuple(_strings(data, "allow_imports")),
         load=load,

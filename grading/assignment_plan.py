@@ -53,6 +53,7 @@ def _adapted(
         grads_keys=assignment.grads_keys if check.target == "L_model_backward" else "",
         optional=optional,
         convention=assignment.dropout_p if check.derive else "",
+        size1_scalars=assignment.size1_scalars,
     )
 
 

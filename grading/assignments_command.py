@@ -26,6 +26,8 @@ def describe(assignment) -> list[str]:
     if assignment.style == "cnn":
         meaning = "keeping" if assignment.dropout_p == "keep" else "dropping"
         lines.append(f"  dropout p: {assignment.dropout_p} (dropout_param['p'] is the probability of {meaning} a unit)")
+    if assignment.size1_scalars == "legacy":
+        lines.append("  size-1 scalars: legacy (float(b) takes an array of one entry of any shape, as NumPy < 1.25)")
     if assignment.load:
         lines.append(f"  load: {assignment.load}")
     if assignment.support:

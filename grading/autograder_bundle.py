@@ -67,6 +67,8 @@ def _assignment_toml(assignment: Assignment, support: list[Path]) -> str:
         data["conventions"] = {"grads_keys": assignment.grads_keys}
     if assignment.style == "cnn":
         data["conventions"] = {"dropout_p": assignment.dropout_p}
+    if assignment.size1_scalars != "numpy":
+        data.setdefault("conventions", {})["size1_scalars"] = assignment.size1_scalars
     functions = {}
     for graded in assignment.functions:
         entry: dict = {}

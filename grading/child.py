@@ -6,13 +6,15 @@ OS isolates it (:mod:`grading.isolation`); the audit hook below only turns the c
 attempts into clear messages for the student, and is no boundary. In order, it
 
 1. applies the resource limits (CPU seconds, address space, file size, processes, no core);
-2. imports :mod:`wire` (and with it NumPy) from its own folder, then forgets that folder
+2. imports :mod:`wire` and :mod:`legacy_scalars` (and with them NumPy) from its own folder, then forgets that folder
    and puts the working folder (the submission and its support files) on ``sys.path``;
 3. reads the request: the submission file, the functions to call and their input arrays;
 4. installs an audit hook that refuses blocked imports (the reference packages, torch),
    opening files inside them, starting processes, sending signals, ``ctypes`` and sockets;
 5. caps ``sys.stdout``/``sys.stderr`` and imports the submission;
-6. runs each check's calls, reporting ``start`` before and ``done`` after each check.
+6. runs each check's calls, reporting ``start`` before and ``done`` after each check; a check
+   with ``size1_scalars = "legacy"`` hands the functions its inputs as
+   :class:`legacy_scalars.LegacyScalarArray`, and its results travel as plain arrays.
 
 Nothing here compares numbers: the grader does, after this process is gone.
 """
@@ -40,7 +42,8 @@ _apply_limits(LIMITS["rlimits"])
 READ_FD, WRITE_FD = int(sys.argv[1]), int(sys.argv[2])
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [_HERE, *LIMITS["path"]]  # this folder for wire, then where NumPy lies in a namespaces sandbox
-import wire  # noqa: E402  (after the limits, from this folder)
+import legacy_scalars  # noqa: E402  (after the limits, from this folder)
+import wire  # noqa: E402
 
 sys.path.remove(_HERE)
 sys.path.insert(0, "")  # the working folder: the submission's support files import from there
@@ -48,6 +51,10 @@ sys.path.insert(0, "")  # the working folder: the submission's support files imp
 _write_message = wire.write_message
 _encode_tree = wire.encode_tree
 _copy = wire.np.ndarray.copy
+_legacy = legacy_scalars.legacy
+_plain_view = legacy_scalars.plain_view
+_LEGACY = legacy_scalars.LegacyScalarArray
+_empty = wire.np.zeros(0)
 _exc_info = sys.exc_info
 _extract_tb = traceback.extract_tb
 _os_exit = os._exit
@@ -141,6 +148,8 @@ def _resolve(arg, inputs: dict, results: list, arguments: list):
 def _run_check(module, check: dict, arrays: list, names: dict, module_file: str, max_array_bytes: int) -> None:
     _send("start", id=check["id"])
     inputs = {name: _copy(arrays[names[key]]) for name, key in check["keys"].items()}
+    if check["size1_scalars"] == "legacy":
+        inputs = {name: _legacy(array) for name, array in inputs.items()}
     results, trees, out_arrays, error, arguments = [], [], [], None, []
     for index, call in enumerate(check["calls"]):
         try:
@@ -156,10 +165,11 @@ def _run_check(module, check: dict, arrays: list, names: dict, module_file: str,
             error = {"call": index, **_error_text(module_file)}
             break
         results.append(value)
-        trees.append(_encode_tree(value, out_arrays, max_array_bytes=max_array_bytes))
+        trees.append(_encode_tree(value, out_arrays, max_array_bytes=max_array_bytes, plain=_LEGACY))
     watched = {}
     for name in check["watch"]:
-        out_arrays.append(inputs[name] if type(inputs[name]) is wire.np.ndarray else wire.np.zeros(0))
+        view = _plain_view(inputs[name])
+        out_arrays.append(_empty if view is None else view)
         watched[name] = len(out_arrays) - 1
     _send("done", out_arrays, id=check["id"], results=trees, error=error, watched=watched)
 

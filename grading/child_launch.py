@@ -81,7 +81,7 @@ def start(
 ) -> Launched:
     """Start ``child.py child_args…`` at ``level``; ``output_fd`` takes its stdout and stderr.
 
-    ``runner`` holds copies of ``child.py`` and ``wire.py``; ``work`` is the host folder
+    ``runner`` holds copies of the runner files (``child.py``, ``wire.py``, …); ``work`` is the host folder
     holding ``work_files`` (the submission and its support files); ``uid`` is the
     unprivileged uid of the ``user`` level.
     """

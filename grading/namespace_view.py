@@ -8,7 +8,7 @@ Inside the sandbox (paths the child sees)::
                                any site-packages folder under it or /usr, and the grader's own
                                packages or source checkout where they lie inside the view, are
                                hidden by an empty read-only tmpfs
-    /box/runner                child.py and wire.py, read-only (copies made by the grader)
+    /box/runner                child.py, wire.py, legacy_scalars.py, read-only (copies made by the grader)
     /box/site                  numpy and its bundled libraries, read-only (plus packages
                                a course allows with --allow-import)
     /box/work                  a private, size-limited tmpfs: the working directory, HOME and
@@ -188,7 +188,7 @@ def command(
 ) -> list[str]:
     """The full ``bwrap … -- argv`` command line (see the module docstring).
 
-    ``runner``: a folder holding ``child.py`` and ``wire.py``; ``work_files``: the
+    ``runner``: a folder holding the child runner files (``child.py``, ``wire.py``, …); ``work_files``: the
     submission and its support files; ``allowed``: packages besides NumPy to make
     importable, with what they require, except the ``blocked`` ones;
     ``seccomp_fd``/``info_fd``: inherited descriptors for bubblewrap.

@@ -82,6 +82,8 @@ class FunctionCheck:
     ``derive`` names a rule of :mod:`grading.derived` that sets the expected values from what
     the submission returned (a dropout mask read from its cache); ``convention`` is the
     assignment's convention that rule follows (``keep`` or ``drop`` for dropout's ``p``).
+    ``size1_scalars`` is how the child hands the inputs over: ``numpy`` (plain arrays) or
+    ``legacy`` (``float()`` of any array of one entry works, as in older NumPy).
     """
 
     name: str
@@ -101,6 +103,7 @@ class FunctionCheck:
     optional: bool = False
     derive: str = ""
     convention: str = ""
+    size1_scalars: str = "numpy"
 
     @property
     def needs(self) -> tuple[str, ...]:
@@ -108,7 +111,13 @@ class FunctionCheck:
         return tuple(dict.fromkeys(c.function for c in self.calls if c.function != ARGUMENTS))
 
     def child_check(self) -> ChildCheck:
-        return ChildCheck(id=self.name, calls=self.calls, inputs=dict(self.inputs), watch=self.watch)
+        return ChildCheck(
+            id=self.name,
+            calls=self.calls,
+            inputs=dict(self.inputs),
+            watch=self.watch,
+            size1_scalars=self.size1_scalars,
+        )
 
 
 def arg(name: str) -> dict[str, str]:

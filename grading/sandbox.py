@@ -33,7 +33,7 @@ from grading import child_launch, child_messages, isolation, namespace_view, wir
 from grading.child_output import Output
 
 #: The two files of the child runner, copied next to each other into every sandbox.
-RUNNER_FILES = (Path(__file__).with_name("child.py"), Path(__file__).with_name("wire.py"))
+RUNNER_FILES = tuple(Path(__file__).with_name(name) for name in ("child.py", "wire.py", "legacy_scalars.py"))
 #: Packages a submission may not import by default: the reference itself and torch.
 BLOCKED_IMPORTS = ("torch", "refbp", "oracle", "grading")
 
@@ -78,12 +78,17 @@ class Call:
 
 @dataclass(frozen=True)
 class ChildCheck:
-    """What the child runs for one check: the calls, the inputs they use, the inputs to send back afterwards."""
+    """What the child runs for one check: the calls, the inputs they use, the inputs to send back afterwards.
+
+    ``size1_scalars``: ``numpy`` (plain input arrays) or ``legacy`` (inputs whose ``float()``
+    takes any array of one entry, see :mod:`grading.legacy_scalars`).
+    """
 
     id: str
     calls: tuple[Call, ...]
     inputs: dict[str, np.ndarray]
     watch: tuple[str, ...] = ()
+    size1_scalars: str = "numpy"
 
 
 @dataclass
@@ -241,6 +246,7 @@ def _request(module: str, functions: Sequence[str], checks: Sequence[ChildCheck]
                 "calls": [{"function": c.function, "args": list(c.args)} for c in check.calls],
                 "watch": list(check.watch),
                 "keys": local,
+                "size1_scalars": check.size1_scalars,
             }
         )
     header = {

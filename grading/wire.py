@@ -43,6 +43,7 @@ _MAX_DIM = 1 << 40
 _ndarray = np.ndarray
 _tobytes = np.ndarray.tobytes
 _asarray = np.asarray
+_view = np.ndarray.view
 _dtype = np.dtype
 _frombuffer = np.frombuffer
 _generic = np.generic
@@ -138,13 +139,18 @@ def _array_meta(meta: Any) -> tuple[np.dtype, tuple[int, ...], int]:
     return dtype, tuple(shape), size
 
 
-def encode_tree(value: Any, arrays: list[np.ndarray], *, max_array_bytes: int) -> dict[str, Any]:
+def encode_tree(
+    value: Any, arrays: list[np.ndarray], *, max_array_bytes: int, plain: type | None = None
+) -> dict[str, Any]:
     """A JSON-able description of ``value``; its arrays are appended to ``arrays``.
 
     Nodes: ``{"array": i}`` (index into ``arrays``), ``{"seq": [...], "type": "tuple"}``,
     ``{"dict": [[key, node], ...]}`` (string keys), ``{"other": "TypeName"}`` for anything
     that is not a number, an array of numbers, a tuple/list or a dict (and for arrays over
-    ``max_array_bytes``, ``{"other": ..., "too_large": shape}``).
+    ``max_array_bytes``, ``{"other": ..., "too_large": shape}``). An instance of an ndarray
+    subclass is ``other`` too, except of exactly ``plain`` (``type(item) is plain``: the
+    child's own array class), whose data travels as a plain array, read by ndarray's own
+    ``view`` without calling a method of the object.
     """
     budget = [_MAX_NODES]
 
@@ -165,6 +171,11 @@ def encode_tree(value: Any, arrays: list[np.ndarray], *, max_array_bytes: int) -
         if isinstance(item, dict):
             keys = [str(k) for k in item]
             return {"dict": [list(p) for p in zip(keys, children(item.values(), depth + 1), strict=False)]}
+        kind = type(item)
+        if kind is not _ndarray and issubclass(kind, _ndarray):
+            if kind is not plain:
+                return {"other": kind.__name__}
+            item = _view(item, _ndarray)
         if isinstance(item, bool | int | float | _ndarray | _generic) and not isinstance(item, str):
             array = _asarray(item)
             if type(array) is not _ndarray:

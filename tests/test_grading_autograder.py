@@ -100,8 +100,11 @@ def test_a_buggy_submission_loses_the_points_of_what_it_gets_wrong(bundle, tmp_p
 
 
 def test_the_convolution_notebook_preset_gives_full_marks_in_the_gradescope_layout(tmp_path):
+    # the notebook adds its bias as the course says, Z = Z + float(b): it passes only if the convention travels
     out = tmp_path / "c4w1.zip"
     assert main(["autograder", "dlai-c4w1", "--out", str(out)]) == 0
+    with zipfile.ZipFile(out) as archive:  # the bundle keeps the course's NumPy reading of float(b)
+        assert tomllib.loads(archive.read("assignment.toml").decode())["conventions"] == {"size1_scalars": "legacy"}
     notebook = COURSES / "Convolution_model_Step_by_Step.ipynb"
     results = _gradescope(tmp_path / "run", out, {"Convolution_model_Step_by_Step.ipynb": notebook})
     assert results["score"] == 16 == sum(test["max_score"] for test in results["tests"])

@@ -3,10 +3,13 @@
 A full course-style notebook (magics, plots, the course's failing ``public_tests`` import, test cells that
 print) gets full points, and so does its plain ``.py`` export; each classic convolution or pooling bug,
 written into the notebook the way a student writes it, fails the right function with its plain-words hint.
+The notebook adds the bias as the course says, ``Z = Z + float(b)`` with ``b`` of shape ``(1, 1, 1)``: the
+preset's ``size1_scalars = "legacy"`` lets it, as the course's NumPy did; without it, it fails with a hint.
 """
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import nbformat
@@ -14,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from grading.assignment import builtin_names, resolve
+from grading.assignment import builtin_names, load, resolve
 from grading.grader import grade_submission
 from grading.nhwc_reference import conv_backward, conv_backward_bugs, pool_backward, pool_backward_bugs, zero_pad
 from grading.oracle_nhwc import FUNCTIONS, build
@@ -39,7 +42,7 @@ BUGS = {
         {"zero_pad", "conv_forward", "conv_backward"}, "zero_pad", "zero_pad_wrong_axes", "or the channels",
     ),
     "bias_left_out": (
-        "conv_single_step", "    Z = Z + b.item()\n", "",
+        "conv_single_step", "    Z = Z + float(b)\n", "",
         {"conv_single_step", "conv_forward"}, "conv_single_step", "bias_left_out", "bias b is not added",
     ),
     "padded_input_cached": (
@@ -176,6 +179,34 @@ def _cell_and_line(notebook: Path, text: str) -> tuple[int, int]:
     raise AssertionError(text)
 
 
+def _notebook_adding_the_bias_as(bias: str, folder: Path) -> Path:
+    notebook = nbformat.read(str(NOTEBOOK), as_version=4)
+    cell = next(c for c in notebook.cells if "def conv_single_step(" in c.source)
+    assert cell.source.count("Z = Z + float(b)") == 1
+    cell.source = cell.source.replace("Z = Z + float(b)", bias)
+    path = folder / "conv.ipynb"
+    nbformat.write(notebook, str(path))
+    return path
+
+
+def _without_the_convention(folder: Path) -> Path:
+    """dlai-c4w1 as a file of its own, without its ``[conventions]``: the installed NumPy's rules."""
+    text = resources.files("grading").joinpath("assignments", "dlai-c4w1.toml").read_text(encoding="utf-8")
+    assert '[conventions]\nsize1_scalars = "legacy"\n' in text
+    path = folder / "c4w1-numpy.toml"
+    path.write_text(text.replace('[conventions]\nsize1_scalars = "legacy"\n', ""), encoding="utf-8")
+    assert load(path).size1_scalars == "numpy" and resolve("dlai-c4w1").size1_scalars == "legacy"
+    return path
+
+
+@pytest.mark.parametrize("bias", ["Z = Z + b", "Z = Z + int(b) - int(b) + float(b)", "Z += b.item()"])
+def test_the_older_numpy_ways_of_adding_the_bias_get_full_points_under_the_preset(bias: str, tmp_path: Path) -> None:
+    # Z = Z + b keeps Z of shape (1, 1, 1); conv_forward then stores it into Z[i, h, w, c], which older NumPy took
+    result = grade_submission(_notebook_adding_the_bias_as(bias, tmp_path), "dlai-c4w1", 0, LIMITS)
+    assert [(r.check, r.message) for r in result.rows if not r.passed] == []
+    assert result.score == POINTS
+
+
 @pytest.mark.parametrize(
     ("bias", "error", "raised_at", "failing", "words"),
     [
@@ -195,17 +226,14 @@ def _cell_and_line(notebook: Path, text: str) -> tuple[int, int]:
         ),
     ],
 )
-def test_a_bias_kept_as_an_array_as_older_numpy_allowed_fails_with_the_reason(
+def test_without_the_convention_a_bias_kept_as_an_array_fails_with_the_reason(
     bias: str, error: str, raised_at: str, failing: set[str], words: str, tmp_path: Path
 ) -> None:
-    notebook = nbformat.read(str(NOTEBOOK), as_version=4)
-    cell = next(c for c in notebook.cells if "def conv_single_step(" in c.source)
-    cell.source = cell.source.replace("Z = Z + b.item()", bias)
-    path = tmp_path / "conv.ipynb"
-    nbformat.write(notebook, str(path))
-    result = grade_submission(path, "dlai-c4w1", 0, LIMITS)
+    path = _notebook_adding_the_bias_as(bias, tmp_path)
+    result = grade_submission(path, load(_without_the_convention(tmp_path)), 0, LIMITS)
     wrong = [r for r in result.rows if not r.passed]
     assert {r.target for r in wrong} == failing
+    assert result.score == pytest.approx(POINTS - sum(r.max_score for r in wrong)) and result.score < POINTS
     cell_number, line = _cell_and_line(path, raised_at)
     where = f"(cell {cell_number}, line {line}: {raised_at})"
     forward = [r for r in wrong if r.target != "conv_single_step"]  # conv_backward: its forward call raised
@@ -222,6 +250,7 @@ def test_the_check_command_grades_the_notebook_and_lists_the_preset(capsys) -> N
     assert main(["assignments"]) == 0
     listing = capsys.readouterr().out
     assert "dlai-c4w1" in listing and "pool_backward" in listing
+    assert "  size-1 scalars: legacy (float(b) takes an array of one entry of any shape" in listing
 
 
 def test_the_reference_matches_a_plain_channels_last_loop_and_torch() -> None:

@@ -183,7 +183,7 @@ def conv_single_step(a_slice_prev, W, b):
     # YOUR CODE STARTS HERE
     s = np.multiply(a_slice_prev, W)
     Z = np.sum(s)
-    Z = Z + b.item()
+    Z = Z + float(b)
     # YOUR CODE ENDS HERE
 
     return Z
