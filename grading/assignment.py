@@ -17,11 +17,11 @@ An assignment is a TOML file::
     rtol = 1e-6
     atol = 1e-9
 
-    [conventions]                     # deep style only
-    grads_keys = "either"             # "dA{l}", "dA{l+1}" or "either" (detected and named in the feedback)
+    [conventions]
+    grads_keys = "either"             # deep style only: "dA{l}", "dA{l+1}" or "either" (named in the feedback)
     dropout_p = "keep"                # cnn style only: dropout_param["p"] keeps ("keep") or drops ("drop") a unit
-    size1_scalars = "numpy"           # "legacy": float(b) / int(b) of an input array of one entry, any shape,
-                                      # work as in NumPy before 1.25 (a course that writes float(b), b (1, 1, 1))
+    size1_scalars = "numpy"           # any style; "legacy": float(b) / int(b) of an input array of one entry and
+                                      # any shape work, as in NumPy before 1.25 (a course's float(b), b (1, 1, 1))
 
     [functions.dense_backward]        # the course's name for the function ...
     role = "affine_backward"          # ... and the style's function it plays (default: the same name)

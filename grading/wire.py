@@ -166,17 +166,17 @@ def encode_tree(
         budget[0] -= 1
         if budget[0] < 0 or depth > _MAX_DEPTH:
             return {"other": "…", "note": "too deeply nested or too many items"}
-        if isinstance(item, tuple | list):
-            return {"seq": children(item, depth + 1), "type": type(item).__name__}
-        if isinstance(item, dict):
+        kind = type(item)  # the real type: an object's __class__ may lie to isinstance
+        if issubclass(kind, tuple | list):
+            return {"seq": children(item, depth + 1), "type": kind.__name__}
+        if issubclass(kind, dict):
             keys = [str(k) for k in item]
             return {"dict": [list(p) for p in zip(keys, children(item.values(), depth + 1), strict=False)]}
-        kind = type(item)
         if kind is not _ndarray and issubclass(kind, _ndarray):
             if kind is not plain:
                 return {"other": kind.__name__}
             item = _view(item, _ndarray)
-        if isinstance(item, bool | int | float | _ndarray | _generic) and not isinstance(item, str):
+        if issubclass(kind, bool | int | float | _ndarray | _generic):
             array = _asarray(item)
             if type(array) is not _ndarray:
                 return {"other": type(item).__name__}

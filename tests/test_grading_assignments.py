@@ -189,6 +189,10 @@ def test_builtins_and_aliases():
             ("dropout convention", "[tolerance]", '[conventions]\ndropout_p = "drop"\n[tolerance]'),
             'conventions.dropout_p: expected only with style = "cnn"',
         ),
+        (
+            ("size1 convention", "[tolerance]", '[conventions]\nsize1_scalars = "numpy1"\n[tolerance]'),
+            "conventions.size1_scalars: expected one of numpy, legacy, got 'numpy1'",
+        ),
         (("toml", "[tolerance]", "[tolerance"), "expected valid TOML"),
     ],
     ids=lambda value: value[0] if isinstance(value, tuple) else "",
