@@ -5,18 +5,20 @@ number (``float(b)`` for ``b`` of shape ``(1, 1, 1)``); 1.25 deprecated that and
 the grader runs may refuse it ("only 0-dimensional arrays can be converted to Python
 scalars"). A course written for the older NumPy tells students to do just that, so an
 assignment may ask (``[conventions] size1_scalars = "legacy"``) that the child hand the
-submission its input arrays as :class:`LegacyScalarArray`. The class changes nothing else:
-slices, ufunc results and reductions of it are of the same class and hold the same numbers
-as plain arrays would. NumPy stores a non-plain array into one entry of an array
-(``Z[i, h, w, c] = np.sum(s) + b``) through the entry's ``float()``/``int()``, so that older
-idiom works again too. ``operator.index`` is left alone: NumPy 1.x refused it for
-arrays with dimensions, as NumPy refuses it now.
+submission its input arrays as :class:`LegacyScalarArray`. The class changes nothing else
+(its ``repr`` is ndarray's, ``array([[[1.]]])``): slices, ufunc results and reductions of it
+are of the same class and hold the same numbers as plain arrays would. NumPy stores an
+array of a subclass into one entry of a plain array (``Z[i, h, w, c] = np.sum(s) + b``)
+through the stored array's ``float()``/``int()``, so that older idiom works again too.
+``operator.index`` is left alone: NumPy 1.x refused it for arrays with dimensions, as NumPy
+refuses it now.
 
 Copied beside ``child.py`` and imported by it before the submission is loaded; it imports
 only NumPy. Nothing here is a boundary: the submission can patch or subclass this class as
-it can patch anything in its own process. The child therefore reads results and watched
-inputs through :func:`plain_view` (a check with ``type(x) is``, then ndarray's own ``view``
-taken at import), never through a method of the object.
+it can patch anything in its own process. The child therefore reads results
+(``wire.encode_tree(..., plain=LegacyScalarArray)``) and watched inputs (:func:`plain_view`)
+only after a ``type(x) is`` check, through ndarray's own ``view`` taken at import, never
+through a method of the object.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ class LegacyScalarArray(np.ndarray):
 
     def __complex__(self) -> complex:
         return _complex(_entry(self))
+
+    def __repr__(self) -> str:  # printed as the student's NumPy prints an array: array([[[1.]]])
+        return repr(_view(self, _ndarray))
 
 
 def _entry(array: np.ndarray) -> np.ndarray:

@@ -60,6 +60,7 @@ def test_slices_arithmetic_and_sums_stay_legacy_and_hold_numpy_numbers() -> None
         assert type(z) is LegacyScalarArray and z.shape == ()
         assert float(z) == np.sum(plain_a * plain_w[:, :, :, c]) + plain_b[0, 0, 0, c].item()
     assert type(b.T) is LegacyScalarArray and type(np.maximum(a, 0)) is LegacyScalarArray
+    assert repr(b[:, :, :, :1]) == repr(plain_b[:, :, :, :1]) and str(b) == str(plain_b)
     np.testing.assert_array_equal(plain_view(np.maximum(a, 0)), np.maximum(plain_a, 0))
     # the older Z = np.sum(s) + b idiom: an array of one entry stored into one entry of a plain array
     out = np.zeros(4)
