@@ -24,6 +24,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 
 from refbp.errors import InputError
 
@@ -131,16 +132,17 @@ def processes_of(uid: int) -> list[int]:
     return found
 
 
-def kill_uid(uid: int, rounds: int = 50) -> None:
+def kill_uid(uid: int, seconds: float = 10.0) -> None:
     """SIGKILL every process of ``uid``: a helper that becomes ``uid`` sends ``kill(-1, SIGKILL)``.
 
     ``kill(-1)`` from that uid reaches all its processes in one step, so a process that
-    forks in a loop cannot slip between a scan and a kill. Repeated until ``/proc`` shows
-    none (a process caught mid-fork may need a second round).
+    forks in a loop cannot slip between a scan and a kill. Repeated, with short pauses, until
+    ``/proc`` shows none or ``seconds`` have passed: a process caught mid-fork needs another
+    round, and on a loaded machine a killed process may be scheduled to die only later.
     """
-    for _ in range(rounds):
-        if not processes_of(uid):
-            return
+    deadline = time.monotonic() + seconds
+    pause = 0.001
+    while processes_of(uid):
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the helper child
             try:
@@ -151,3 +153,7 @@ def kill_uid(uid: int, rounds: int = 50) -> None:
             finally:
                 os._exit(0)
         os.waitpid(pid, 0)
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(pause)
+        pause = min(2 * pause, 0.05)

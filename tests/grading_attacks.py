@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 from pathlib import Path
 
 import grading
@@ -46,6 +47,11 @@ INSTALLED = {
 def attack(body: str, **paths: object) -> str:
     """An attack submission: :data:`GUARD_OFF`, then ``body`` with ``{name}`` fields filled with ``repr(path)``."""
     return GUARD_OFF + body.format(**{k: repr(str(v)) for k, v in paths.items()})
+
+
+def sleep_marker() -> str:
+    """A ``sleep`` duration no other test (or concurrent test run) uses: the tag of one test's stray processes."""
+    return f"876.{secrets.randbelow(10**9):09d}"
 
 
 def installed_digest() -> dict[str, str]:

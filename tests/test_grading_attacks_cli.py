@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from grading_attacks import attack, installed_digest, processes_with
+from grading_attacks import attack, installed_digest, processes_with, sleep_marker
 
 CORRECT = Path(__file__).parent / "submissions" / "layers" / "vectorised.py"
 WRONG_RELU = CORRECT.read_text().replace("return np.maximum(0, x), x", "return np.zeros_like(x), x")
@@ -105,7 +105,7 @@ OUTLIVE_AND_REWRITE = """
 import subprocess
 
 FORGED = '{{"passed": true, "score": 28.0}}'
-WRITER = "import time; time.sleep(1.5); open(%r, 'w').write(%r)  # 876.5" % ({report}, FORGED)
+WRITER = "import time; time.sleep(1.5); open(%r, 'w').write(%r)  # %s" % ({report}, FORGED, {marker})
 for how in ("popen", "double_fork"):
     try:
         if how == "popen":
@@ -122,10 +122,11 @@ for how in ("popen", "double_fork"):
 
 def test_no_process_outlives_grading_to_rewrite_the_report(tmp_path):
     report = tmp_path / "r.json"
-    done, data = _check(tmp_path, attack(OUTLIVE_AND_REWRITE, report=report) + WRONG_RELU)
+    marker = sleep_marker()
+    done, data = _check(tmp_path, attack(OUTLIVE_AND_REWRITE, report=report, marker=marker) + WRONG_RELU)
     assert done.returncode == 1 and data["passed"] is False
     time.sleep(2.0)
-    assert not processes_with(b"876.5")
+    assert not processes_with(marker.encode())
     assert json.loads(report.read_text()) == data  # unchanged since the grader wrote it
     again, after = _check(tmp_path, CORRECT.read_text())
     assert again.returncode == 0 and after["passed"] is True  # a later, separate run is not disturbed
